@@ -1,0 +1,107 @@
+# The front door. `make help` lists every target.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+VENV_PY := $(VENV)/bin/python
+PROTOS := $(shell find protos -name '*.proto')
+
+# Settings from the environment or the command line reach every process a target starts.
+export GATEWAY_PORT CONFERENCE_GRPC_PORT BOOKING_GRPC_PORT WAITLIST_GRPC_PORT
+export CONFIRMATION_WINDOW_SECONDS DATABASE_URL AMQP_URL LISTEN_HOST LOG_LEVEL
+export TEST_DATABASE_URL TEST_AMQP_URL
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo
+	@echo "  Settings (environment or make VAR=value): GATEWAY_PORT [8080], CONFERENCE_GRPC_PORT [50051],"
+	@echo "  BOOKING_GRPC_PORT [50052], WAITLIST_GRPC_PORT [50053], CONFIRMATION_WINDOW_SECONDS [3600],"
+	@echo "  DATABASE_URL, AMQP_URL, LISTEN_HOST [127.0.0.1]; see README.md."
+
+# --- setting up ------------------------------------------------------------
+
+$(VENV)/.installed: requirements/base.txt requirements/dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	@# The code imports from the repository root, libs/ and the generated gen/.
+	$(VENV_PY) -c 'import site, pathlib; root = pathlib.Path.cwd(); pathlib.Path(site.getsitepackages()[0], "confbook.pth").write_text("\n".join(str(root / p) for p in ("", "libs", "gen")) + "\n")'
+	touch $@
+
+gen/.generated: $(PROTOS) $(VENV)/.installed
+	rm -rf gen && mkdir -p gen
+	$(VENV_PY) -m grpc_tools.protoc -Iprotos --python_out=gen --grpc_python_out=gen \
+		--mypy_out=gen --mypy_grpc_out=gen --plugin=protoc-gen-mypy=$(VENV)/bin/protoc-gen-mypy \
+		--plugin=protoc-gen-mypy_grpc=$(VENV)/bin/protoc-gen-mypy_grpc $(PROTOS)
+	touch $@
+
+.PHONY: install
+install: $(VENV)/.installed gen/.generated ## Create .venv with the pinned dependencies and generate code from protos/
+
+.PHONY: protos
+protos: gen/.generated ## Generate Python code (with .pyi stubs) from protos/ into gen/
+
+.PHONY: system-deps
+system-deps: ## Install PostgreSQL and RabbitMQ from Debian's packages if missing
+	@scripts/system-deps.sh
+
+.PHONY: migrate
+migrate: install ## Create roles and schemas and run every service's migrations against DATABASE_URL
+	$(VENV_PY) -m scripts.migrate
+
+# --- running -----------------------------------------------------------------
+
+.PHONY: run
+run: install system-deps ## Start everything in the foreground (PostgreSQL, RabbitMQ, services, gateway); Ctrl-C stops it
+	$(VENV_PY) -m scripts.stack run
+
+.PHONY: up
+up: install system-deps ## Start the same stack in the background; returns once GET /readyz answers 200
+	$(VENV_PY) -m scripts.stack up
+
+.PHONY: down
+down: ## Stop everything `make up` started, and nothing else
+	@if [ -x $(VENV_PY) ]; then $(VENV_PY) -m scripts.stack down; else echo "nothing to stop"; fi
+
+.PHONY: status
+status: ## Show what `make up` started and whether it is still running
+	@$(VENV_PY) -m scripts.stack status
+
+# --- checking ----------------------------------------------------------------
+
+.PHONY: test
+test: install system-deps ## The whole test suite against real PostgreSQL and RabbitMQ (started privately)
+	$(VENV_PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: install ## Unit and servicer tests only: no database, no broker
+	$(VENV_PY) -m pytest -m "unit or servicer" $(PYTEST_ARGS)
+
+.PHONY: test-integration
+test-integration: install system-deps ## Integration tests: real PostgreSQL and RabbitMQ, no running services
+	$(VENV_PY) -m pytest -m integration $(PYTEST_ARGS)
+
+.PHONY: test-e2e
+test-e2e: install system-deps ## End-to-end tests: the whole stack over HTTP and gRPC
+	$(VENV_PY) -m pytest -m e2e $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: install ## ruff (lint and format check) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy libs services gateway scripts tests
+
+.PHONY: fmt
+fmt: install ## Format and fix what ruff can
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+.PHONY: bench
+bench: install system-deps ## Measure booking throughput and promotion latency on a private stack
+	$(VENV_PY) -m scripts.bench $(BENCH_ARGS)
+
+.PHONY: clean
+clean: down ## Remove .venv, gen/ and .run/ (private database and broker data included)
+	rm -rf $(VENV) gen .run .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The HTTP gateway: the documented JSON endpoints, translated to gRPC calls to the services."""

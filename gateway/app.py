@@ -1,0 +1,52 @@
+"""Assembles the gateway: routes, error handling, body limits, gRPC channels."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from gateway.body_limit import JsonBodyMiddleware
+from gateway.clients import ServiceClients
+from gateway.config import GatewayConfig
+from gateway.errors import install_error_handlers
+from gateway.routes import router
+
+DESCRIPTION = """Book seats at conferences. A full conference puts you on its waitlist; when a seat
+frees up, the first in line is offered it and has a limited time to confirm.
+
+Every error answers with `{"error": {"code": "...", "message": "..."}}`."""
+
+
+def create_app(config: GatewayConfig) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.clients = ServiceClients(config)
+        yield
+        await app.state.clients.close()
+
+    app = FastAPI(title="Conference booking", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    app.include_router(router)
+    install_error_handlers(app)
+    app.add_middleware(JsonBodyMiddleware, max_bytes=config.max_body_bytes)
+    _document_400_instead_of_422(app)
+    return app
+
+
+def _document_400_instead_of_422(app: FastAPI) -> None:
+    """FastAPI documents request validation failures as 422; this API answers them with 400."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            for path in schema["paths"].values():
+                for operation in path.values():
+                    operation.get("responses", {}).pop("422", None)
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(unused, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

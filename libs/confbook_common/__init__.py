@@ -1,0 +1,1 @@
+"""What every confbook service needs once: settings, database, messaging, gRPC serving."""

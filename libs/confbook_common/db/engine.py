@@ -1,0 +1,36 @@
+"""Engines with the timeouts every service wants."""
+
+from __future__ import annotations
+
+import sqlalchemy
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+
+def create_engine(url: str, *, application_name: str, pool_size: int = 10) -> Engine:
+    # A lock wait longer than a few seconds means something is stuck: fail the
+    # request (the caller may retry) rather than pile up behind it.
+    return sqlalchemy.create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={
+            "application_name": application_name,
+            "connect_timeout": 5,
+            "options": "-c lock_timeout=5s -c statement_timeout=30s -c timezone=UTC",
+        },
+    )
+
+
+def is_transient_db_error(error: BaseException) -> bool:
+    """The database is unreachable or timed out: worth retrying later, not a bug."""
+    if isinstance(error, OperationalError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+def violated_constraint(error: DBAPIError) -> str | None:
+    """The name of the constraint an IntegrityError broke, as PostgreSQL reports it."""
+    diag = getattr(error.orig, "diag", None)
+    return getattr(diag, "constraint_name", None)

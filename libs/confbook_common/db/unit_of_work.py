@@ -1,0 +1,86 @@
+"""One database transaction around one command, and retrying it after a lost race."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import ParamSpec, Self, TypeVar
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+# serialization_failure, deadlock_detected: the transaction did nothing and may simply run again.
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+class SqlUnitOfWork:
+    """A transaction on one connection; subclasses open their repositories on it.
+
+    Nothing is kept unless `commit()` is called inside the `with` block.
+    """
+
+    connection: Connection
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def __enter__(self) -> Self:
+        self.connection = self._engine.connect()
+        self._transaction = self.connection.begin()
+        self._open_repositories(self.connection)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            if self._transaction.is_active:
+                self._transaction.rollback()
+        finally:
+            self.connection.close()
+
+    def commit(self) -> None:
+        self._transaction.commit()
+
+    def _open_repositories(self, connection: Connection) -> None:
+        """Bind the service's repositories to `connection`."""
+
+
+def _is_retryable(error: DBAPIError) -> bool:
+    return getattr(error.orig, "pgcode", None) in _RETRYABLE_SQLSTATES
+
+
+def retries_on_conflict(handler: Callable[P, T]) -> Callable[P, T]:
+    """Decorate a handler that opens its own transaction(s) so a lost race runs it again."""
+
+    @functools.wraps(handler)
+    def retrying(*args: P.args, **kwargs: P.kwargs) -> T:
+        return retry_on_conflict(functools.partial(handler, *args, **kwargs))
+
+    return retrying
+
+
+def retry_on_conflict(work: Callable[[], T], *, attempts: int = 5) -> T:
+    """Run `work` (which opens its own transaction) again after a deadlock or serialization failure."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return work()
+        except DBAPIError as error:
+            if attempt == attempts or not _is_retryable(error):
+                raise
+            log.info("transaction lost a race (%s), retrying", getattr(error.orig, "pgcode", "?"))
+            time.sleep(random.uniform(0.005, 0.05) * attempt)
+    raise AssertionError("unreachable")

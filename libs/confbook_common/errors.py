@@ -1,0 +1,42 @@
+"""Domain errors shared by all services; each maps to one gRPC status in grpc/errors.py."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class DomainError(Exception):
+    """A request the domain refuses. `code` is the stable, machine-readable reason."""
+
+    code: ClassVar[str] = "DOMAIN_ERROR"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(DomainError):
+    """The request breaks a validation rule (HTTP 400)."""
+
+    code = "VALIDATION_ERROR"
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class NotFound(DomainError):
+    """The named user, conference or booking does not exist (HTTP 404)."""
+
+
+class AlreadyExists(DomainError):
+    """Creating something whose identity is taken (HTTP 409)."""
+
+
+class Conflict(DomainError):
+    """The request clashes with the current state (HTTP 409)."""
+
+
+class DependencyUnavailable(Exception):
+    """Another service or the broker did not answer in time; the work may be retried later."""

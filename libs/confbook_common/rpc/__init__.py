@@ -1,0 +1,1 @@
+"""gRPC plumbing shared by the services: serving, error mapping, client channels."""

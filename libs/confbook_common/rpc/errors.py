@@ -1,0 +1,107 @@
+"""The one mapping from domain errors to gRPC statuses, applied to every servicer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from confbook_common.db import is_transient_db_error
+from confbook_common.errors import (
+    AlreadyExists,
+    Conflict,
+    DependencyUnavailable,
+    DomainError,
+    InvalidInput,
+    NotFound,
+)
+
+log = logging.getLogger(__name__)
+
+ERROR_DOMAIN = "confbook"
+# Where gRPC carries the rich google.rpc.Status of a failed call.
+_DETAILS_KEY = "grpc-status-details-bin"
+
+_CODES: list[tuple[type[DomainError], int]] = [
+    (InvalidInput, code_pb2.INVALID_ARGUMENT),
+    (NotFound, code_pb2.NOT_FOUND),
+    (AlreadyExists, code_pb2.ALREADY_EXISTS),
+    (Conflict, code_pb2.FAILED_PRECONDITION),
+]
+
+
+def _packed(detail: Any) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(detail)
+    return packed
+
+
+def status_for(error: DomainError) -> grpc.Status:
+    """A status whose ErrorInfo.reason carries the error's stable code (e.g. CONFERENCE_STARTED)."""
+    code = next((code for kind, code in _CODES if isinstance(error, kind)), code_pb2.FAILED_PRECONDITION)
+    details = [_packed(error_details_pb2.ErrorInfo(reason=error.code, domain=ERROR_DOMAIN))]
+    if isinstance(error, InvalidInput):
+        violation = error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.problem)
+        details.append(_packed(error_details_pb2.BadRequest(field_violations=[violation])))
+    return rpc_status.to_status(status_pb2.Status(code=code, message=error.message, details=details))
+
+
+def _unavailable(message: str) -> grpc.Status:
+    info = error_details_pb2.ErrorInfo(reason="SERVICE_UNAVAILABLE", domain=ERROR_DOMAIN)
+    return rpc_status.to_status(status_pb2.Status(code=code_pb2.UNAVAILABLE, message=message, details=[_packed(info)]))
+
+
+def error_reason(error: grpc.RpcError) -> str | None:
+    """The ErrorInfo.reason a server attached to a failed call (sync or asyncio), if any."""
+    metadata: Iterable[tuple[str, bytes]] = error.trailing_metadata() or ()  # type: ignore[assignment]
+    for key, value in metadata:
+        if key != _DETAILS_KEY:
+            continue
+        for detail in status_pb2.Status.FromString(value).details:
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                return info.reason
+    return None
+
+
+class ErrorMappingInterceptor(grpc.ServerInterceptor):
+    """Turns exceptions escaping a unary handler into statuses; logs only the unexpected."""
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler  # streaming: health Watch and reflection, which handle their own errors
+        inner = handler.unary_unary
+        method = handler_call_details.method
+
+        def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                return inner(request, context)
+            except DomainError as error:
+                status = status_for(error)
+            except DependencyUnavailable as error:
+                log.warning("%s: %s", method, error)
+                status = _unavailable(str(error))
+            except Exception as error:
+                if not is_transient_db_error(error):
+                    log.exception("%s failed", method)
+                    context.abort(grpc.StatusCode.INTERNAL, "internal error")
+                log.warning("%s: database unavailable: %s", method, error)
+                status = _unavailable("database unavailable, try again")
+            context.abort_with_status(status)
+
+        return grpc.unary_unary_rpc_method_handler(
+            guarded,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

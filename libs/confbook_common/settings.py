@@ -1,0 +1,82 @@
+"""Reading configuration from the environment, once, at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from sqlalchemy.engine import make_url
+
+DEFAULT_DATABASE_URL = "postgresql://confbook:confbook@127.0.0.1:5432/confbook"
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+DEFAULT_GRPC_PORTS = {"conference": 50051, "booking": 50052, "waitlist": 50053}
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the process should not start."""
+
+
+class Env:
+    """Typed access to environment variables with defaults."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self._environ = os.environ if environ is None else environ
+
+    def text(self, name: str, default: str) -> str:
+        value = self._environ.get(name, "").strip()
+        return value or default
+
+    def integer(self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+        raw = self._environ.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    def port(self, name: str, default: int) -> int:
+        return self.integer(name, default, minimum=1, maximum=65535)
+
+    def listen_host(self) -> str:
+        return self.text("LISTEN_HOST", "127.0.0.1")
+
+    def grpc_port(self, service: str) -> int:
+        return self.port(f"{service.upper()}_GRPC_PORT", DEFAULT_GRPC_PORTS[service])
+
+    def grpc_target(self, service: str) -> str:
+        """Where clients reach a service: <SERVICE>_GRPC_HOST (default loopback) and its port."""
+        host = self.text(f"{service.upper()}_GRPC_HOST", "127.0.0.1")
+        return f"{host}:{self.grpc_port(service)}"
+
+    def amqp_url(self) -> str:
+        return self.text("AMQP_URL", DEFAULT_AMQP_URL)
+
+    def admin_database_url(self) -> str:
+        """The database and an account allowed to create roles and schemas (migrations only)."""
+        return self.text("DATABASE_URL", DEFAULT_DATABASE_URL)
+
+    def service_database_url(self, service: str) -> str:
+        """A service connects as its own role, which can touch only its own schema.
+
+        <SERVICE>_DATABASE_URL wins; otherwise DATABASE_URL's server and database with the
+        service's role and <SERVICE>_DB_PASSWORD (default: the role name, for local use).
+        """
+        explicit = self.text(f"{service.upper()}_DATABASE_URL", "")
+        if explicit:
+            return explicit
+        role = database_role(service)
+        password = self.text(f"{service.upper()}_DB_PASSWORD", role)
+        url = make_url(self.admin_database_url()).set(username=role, password=password)
+        return url.render_as_string(hide_password=False)
+
+    def confirmation_window_seconds(self) -> int:
+        return self.integer("CONFIRMATION_WINDOW_SECONDS", 3600, minimum=1, maximum=7 * 24 * 3600)
+
+
+def database_role(service: str) -> str:
+    """The PostgreSQL role a service logs in as; prefixed so a shared cluster has no clash."""
+    return f"confbook_{service}"

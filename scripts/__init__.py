@@ -1,0 +1,1 @@
+"""Operating the stack on one machine: local PostgreSQL and RabbitMQ, migrations, processes."""

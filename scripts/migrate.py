@@ -1,0 +1,59 @@
+"""Create each service's role and schema, then run its migrations as that role.
+
+Usage: python -m scripts.migrate   (reads DATABASE_URL and the per-service settings)
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import sqlalchemy
+from sqlalchemy import text
+from sqlalchemy.engine import Engine, make_url
+
+from confbook_common.db.migrations import upgrade
+from confbook_common.settings import Env
+
+log = logging.getLogger("migrate")
+
+SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
+SERVICES = ("conference", "booking", "waitlist")
+
+
+def provision(admin: Engine, schema: str, role: str, password: str) -> None:
+    """A login role with no other rights, owning the schema; idempotent."""
+    quote = admin.dialect.identifier_preparer.quote
+    role_name, schema_name = quote(role), quote(schema)
+    with admin.begin() as db:
+        exists = db.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :role"), {"role": role}).first()
+        # psycopg2 binds parameters on the client, so even DDL can take the password safely.
+        verb = "ALTER" if exists else "CREATE"
+        db.exec_driver_sql(f"{verb} ROLE {role_name} LOGIN PASSWORD %(password)s", {"password": password})
+        db.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {schema_name} AUTHORIZATION {role_name}")
+        db.exec_driver_sql(f"REVOKE ALL ON SCHEMA {schema_name} FROM PUBLIC")
+        db.exec_driver_sql(f"ALTER ROLE {role_name} SET search_path = {schema_name}")
+        database = quote(make_url(str(admin.url)).database or "")
+        db.exec_driver_sql(f"GRANT CONNECT ON DATABASE {database} TO {role_name}")
+
+
+def migrate_all(env: Env | None = None) -> None:
+    env = env or Env()
+    admin = sqlalchemy.create_engine(env.admin_database_url(), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.begin() as db:
+            # The booking schema's exclusion constraint (no overlapping confirmed bookings) needs it.
+            db.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
+        for service in SERVICES:
+            url = env.service_database_url(service)
+            login = make_url(url)
+            provision(admin, schema=service, role=login.username or "", password=login.password or "")
+            upgrade(SERVICES_DIR / service / "migrations", url, schema=service)
+            log.info("%s schema is up to date", service)
+    finally:
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    migrate_all()

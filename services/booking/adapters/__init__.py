@@ -1,0 +1,1 @@
+"""PostgreSQL tables and repositories of the booking schema; the conference service client."""

@@ -1,0 +1,87 @@
+"""The booking schema, as SQLAlchemy Core tables. The constraints are the invariants' last line."""
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Sequence,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import TSTZRANGE, ExcludeConstraint
+
+from confbook_common.messaging.outbox import outbox_table
+from services.booking.config import SCHEMA
+
+metadata = MetaData(schema=SCHEMA)
+
+users = Table(
+    "users",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("topics", ARRAY(Text), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# The booking service's copy of each conference it has seen, and its seat ledger:
+# the row every change to the conference's seats or line locks first.
+conference_seats = Table(
+    "conference_seats",
+    metadata,
+    Column("conference_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", Text, nullable=False),
+    Column("start_at", DateTime(timezone=True), nullable=False),
+    Column("end_at", DateTime(timezone=True), nullable=False),
+    Column("slots", Integer, nullable=False),
+    Column("seats_held", Integer, nullable=False, server_default=text("0")),
+    CheckConstraint("seats_held >= 0 AND seats_held <= slots", name="never_oversold"),
+)
+
+# The order of every line: a booking takes the next value each time it joins one.
+waitlist_join_order = Sequence("waitlist_join_order", metadata=metadata)
+
+bookings = Table(
+    "bookings",
+    metadata,
+    Column("booking_id", BigInteger, Identity(), primary_key=True),
+    Column("user_id", Text, ForeignKey("users.user_id"), nullable=False),
+    Column("conference_id", BigInteger, ForeignKey("conference_seats.conference_id"), nullable=False),
+    Column("status", Text, nullable=False),
+    # The conference's time range, copied so that the database itself can forbid overlaps.
+    Column("during", TSTZRANGE, nullable=False),
+    Column("join_order", BigInteger),
+    Column("offer_deadline", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("status IN ('CONFIRMED', 'WAITLISTED', 'CONFIRMATION_PENDING', 'CANCELED')", name="known_status"),
+    CheckConstraint("(status = 'WAITLISTED') = (join_order IS NOT NULL)", name="in_line_iff_waitlisted"),
+    CheckConstraint("(status = 'CONFIRMATION_PENDING') = (offer_deadline IS NOT NULL)", name="deadline_iff_pending"),
+    ExcludeConstraint(
+        ("user_id", "="),
+        ("during", "&&"),
+        using="gist",
+        where=text("status = 'CONFIRMED'"),
+        name="no_overlapping_confirmed_bookings",
+    ),
+    Index(
+        "one_active_booking_per_conference",
+        "user_id",
+        "conference_id",
+        unique=True,
+        postgresql_where=text("status <> 'CANCELED'"),
+    ),
+    Index("waitlist_line", "conference_id", "join_order", postgresql_where=text("status = 'WAITLISTED'")),
+    Index("pending_offers", "conference_id", postgresql_where=text("status = 'CONFIRMATION_PENDING'")),
+    Index("bookings_by_user", "user_id", "booking_id"),
+)
+
+outbox = outbox_table(metadata)

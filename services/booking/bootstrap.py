@@ -1,0 +1,45 @@
+"""Wires the booking service together and runs it."""
+
+from __future__ import annotations
+
+from confbook.booking.v1 import booking_pb2, booking_pb2_grpc, promotion_pb2, promotion_pb2_grpc
+from confbook_common.db import create_engine
+from confbook_common.logging_setup import configure_logging
+from confbook_common.messaging.relay import OutboxRelay
+from confbook_common.rpc.client import insecure_channel
+from confbook_common.rpc.server import ServiceRuntime, database_reachable
+from services.booking.adapters import tables
+from services.booking.adapters.conference_directory import GrpcConferenceDirectory
+from services.booking.config import SERVICE, BookingConfig
+from services.booking.entrypoints.grpc_servicer import BookingServicer
+from services.booking.entrypoints.promotion_servicer import PromotionServicer
+from services.booking.service_layer.unit_of_work import BookingUnitOfWork
+
+
+def build(config: BookingConfig) -> ServiceRuntime:
+    engine = create_engine(config.database_url, application_name=SERVICE, pool_size=16)
+
+    def unit_of_work() -> BookingUnitOfWork:
+        return BookingUnitOfWork(engine)
+
+    directory = GrpcConferenceDirectory(insecure_channel(config.conference_target))
+    bookings = BookingServicer(unit_of_work, directory)
+    promotions = PromotionServicer(unit_of_work, config.confirmation_window)
+
+    runtime = ServiceRuntime(SERVICE, config.listen_address)
+    runtime.add_service(
+        booking_pb2.DESCRIPTOR.services_by_name["BookingService"].full_name,
+        lambda server: booking_pb2_grpc.add_BookingServiceServicer_to_server(bookings, server),
+    )
+    runtime.add_service(
+        promotion_pb2.DESCRIPTOR.services_by_name["PromotionService"].full_name,
+        lambda server: promotion_pb2_grpc.add_PromotionServiceServicer_to_server(promotions, server),
+    )
+    runtime.add_check("postgresql", database_reachable(engine))
+    runtime.add_worker(OutboxRelay(engine=engine, table=tables.outbox, amqp_url=config.amqp_url))
+    return runtime
+
+
+def main() -> None:
+    configure_logging(SERVICE)
+    build(BookingConfig.from_env()).serve()

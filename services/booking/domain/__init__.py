@@ -1,0 +1,1 @@
+"""Bookings, seats and the waitlist rules, in plain Python."""

@@ -1,0 +1,80 @@
+"""What the booking service refuses, with stable codes."""
+
+from confbook_common.errors import AlreadyExists, Conflict, NotFound
+
+
+class UserNotFound(NotFound):
+    code = "USER_NOT_FOUND"
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"no user {user_id!r}")
+
+
+class ConferenceNotFound(NotFound):
+    code = "CONFERENCE_NOT_FOUND"
+
+    def __init__(self, key: str | int) -> None:
+        super().__init__(f"no conference {key!r}")
+
+
+class BookingNotFound(NotFound):
+    code = "BOOKING_NOT_FOUND"
+
+    def __init__(self, booking_id: int) -> None:
+        super().__init__(f"no booking {booking_id}")
+
+
+class UserExists(AlreadyExists):
+    code = "USER_EXISTS"
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"user {user_id!r} already exists")
+
+
+class AlreadyBooked(Conflict):
+    code = "ALREADY_BOOKED"
+
+    def __init__(self, user_id: str, conference: str) -> None:
+        super().__init__(f"user {user_id!r} already has an active booking for {conference!r}")
+
+
+class OverlappingBooking(Conflict):
+    code = "OVERLAPPING_BOOKING"
+
+    def __init__(self, conference: str, other: str) -> None:
+        super().__init__(f"{conference!r} overlaps {other!r}, which this user has a confirmed booking for")
+
+
+class ConferenceStarted(Conflict):
+    code = "CONFERENCE_STARTED"
+
+    def __init__(self, conference: str) -> None:
+        super().__init__(f"{conference!r} has already started")
+
+
+class BookingNotPending(Conflict):
+    code = "BOOKING_NOT_PENDING"
+
+    def __init__(self, booking_id: int, status: str) -> None:
+        super().__init__(f"booking {booking_id} is {status}; only a CONFIRMATION_PENDING booking can be confirmed")
+
+
+class ConfirmationExpired(Conflict):
+    code = "CONFIRMATION_EXPIRED"
+
+    def __init__(self, booking_id: int) -> None:
+        super().__init__(f"the confirmation deadline of booking {booking_id} has passed")
+
+
+class BookingAlreadyCanceled(Conflict):
+    code = "BOOKING_ALREADY_CANCELED"
+
+    def __init__(self, booking_id: int) -> None:
+        super().__init__(f"booking {booking_id} is already canceled")
+
+
+class ConferenceNotStarted(Conflict):
+    code = "CONFERENCE_NOT_STARTED"
+
+    def __init__(self, conference: str) -> None:
+        super().__init__(f"{conference!r} has not started yet")

@@ -1,0 +1,113 @@
+"""The public gRPC API: decode the request, call a handler, encode the answer."""
+
+from __future__ import annotations
+
+import grpc
+
+from confbook.booking.v1 import booking_pb2, booking_pb2_grpc
+from confbook_common import validation
+from confbook_common.timestamps import to_timestamp, utc_now
+from services.booking.adapters.conference_directory import ConferenceDirectory
+from services.booking.domain.model import (
+    BookingView,
+    Status,
+    User,
+    conference_name_to_find,
+    new_user_id,
+    new_user_topics,
+    user_id_to_find,
+)
+from services.booking.service_layer import handlers
+from services.booking.service_layer.unit_of_work import UnitOfWorkFactory
+
+
+def status_message(status: Status) -> booking_pb2.BookingStatus.ValueType:
+    return booking_pb2.BookingStatus.Value(f"BOOKING_STATUS_{status.value}")
+
+
+def to_booking_message(view: BookingView) -> booking_pb2.Booking:
+    booking = view.booking
+    message = booking_pb2.Booking(
+        booking_id=booking.booking_id,
+        status=status_message(booking.status),
+        conference_id=booking.conference.conference_id,
+        conference_name=booking.conference.name,
+        user_id=booking.user_id,
+        can_confirm=booking.can_confirm(utc_now()),
+        created_at=to_timestamp(booking.created_at),
+        updated_at=to_timestamp(booking.updated_at),
+    )
+    if booking.offer_deadline is not None:
+        message.confirmation_deadline.CopyFrom(to_timestamp(booking.offer_deadline))
+    if view.waitlist_position is not None:
+        message.waitlist_position = view.waitlist_position
+    return message
+
+
+def to_user_message(user: User) -> booking_pb2.User:
+    return booking_pb2.User(user_id=user.user_id, topics=list(user.topics), created_at=to_timestamp(user.created_at))
+
+
+def outcome_message(view: BookingView) -> str:
+    if view.booking.status is Status.CONFIRMED:
+        return "Booking confirmed successfully"
+    return f"The conference is full: you are number {view.waitlist_position} on the waitlist"
+
+
+class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
+    def __init__(self, unit_of_work: UnitOfWorkFactory, directory: ConferenceDirectory) -> None:
+        self._uow = unit_of_work
+        self._directory = directory
+
+    def CreateUser(self, request: booking_pb2.CreateUserRequest, context: grpc.ServicerContext) -> booking_pb2.User:
+        user_id = new_user_id(request.user_id)
+        topics = new_user_topics(list(request.topics))
+        return to_user_message(handlers.create_user(self._uow(), user_id, topics))
+
+    def GetUser(self, request: booking_pb2.GetUserRequest, context: grpc.ServicerContext) -> booking_pb2.User:
+        return to_user_message(handlers.get_user(self._uow(), user_id_to_find(request.user_id)))
+
+    def Book(self, request: booking_pb2.BookRequest, context: grpc.ServicerContext) -> booking_pb2.BookResponse:
+        view = handlers.book(
+            self._uow(),
+            self._directory,
+            user_id=user_id_to_find(request.user_id),
+            conference_name=conference_name_to_find(request.conference_name),
+            now=utc_now(),
+        )
+        return booking_pb2.BookResponse(booking=to_booking_message(view), message=outcome_message(view))
+
+    def GetBooking(self, request: booking_pb2.GetBookingRequest, context: grpc.ServicerContext) -> booking_pb2.Booking:
+        booking_id = validation.positive_id("booking_id", request.booking_id)
+        return to_booking_message(handlers.get_booking(self._uow(), booking_id))
+
+    def ConfirmBooking(
+        self, request: booking_pb2.ConfirmBookingRequest, context: grpc.ServicerContext
+    ) -> booking_pb2.Booking:
+        booking_id = validation.positive_id("booking_id", request.booking_id)
+        return to_booking_message(handlers.confirm(self._uow(), booking_id, utc_now()))
+
+    def CancelBooking(
+        self, request: booking_pb2.CancelBookingRequest, context: grpc.ServicerContext
+    ) -> booking_pb2.Booking:
+        booking_id = validation.positive_id("booking_id", request.booking_id)
+        return to_booking_message(handlers.cancel(self._uow(), booking_id, utc_now()))
+
+    def ListUserBookings(
+        self, request: booking_pb2.ListUserBookingsRequest, context: grpc.ServicerContext
+    ) -> booking_pb2.ListUserBookingsResponse:
+        views = handlers.list_user_bookings(self._uow(), user_id_to_find(request.user_id))
+        return booking_pb2.ListUserBookingsResponse(bookings=[to_booking_message(view) for view in views])
+
+    def GetSeatAvailability(
+        self, request: booking_pb2.GetSeatAvailabilityRequest, context: grpc.ServicerContext
+    ) -> booking_pb2.SeatAvailability:
+        conference_id = validation.positive_id("conference_id", request.conference_id)
+        availability = handlers.seat_availability(self._uow(), self._directory, conference_id)
+        return booking_pb2.SeatAvailability(
+            conference_id=availability.conference_id,
+            slots=availability.slots,
+            seats_held=availability.held,
+            available_slots=availability.open_to_newcomers,
+            waitlist_length=availability.waiting,
+        )

@@ -1,0 +1,271 @@
+"""The booking service's use cases. Each runs in one transaction and is re-run after a lost race.
+
+Every change to a booking locks, in this order: the user (for the user's own
+requests), then the seat ledgers of the conferences involved (ascending id), then
+the bookings. A status read under those locks cannot change before the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from confbook.events.v1 import events_pb2
+from confbook_common.db import retries_on_conflict
+from confbook_common.timestamps import to_timestamp
+from services.booking.adapters.conference_directory import ConferenceDirectory
+from services.booking.domain.errors import (
+    AlreadyBooked,
+    BookingAlreadyCanceled,
+    BookingNotFound,
+    BookingNotPending,
+    ConferenceNotStarted,
+    ConferenceStarted,
+    ConfirmationExpired,
+    OverlappingBooking,
+    UserNotFound,
+)
+from services.booking.domain.model import (
+    HOLDS_SEAT,
+    Booking,
+    BookingView,
+    Conference,
+    ExpiryOutcome,
+    SeatAvailability,
+    Seats,
+    Status,
+    User,
+    expiry_outcome,
+    offer_deadline,
+    open_to_newcomers,
+    status_for_new_booking,
+)
+from services.booking.service_layer.unit_of_work import BookingUnitOfWork
+
+Reason = events_pb2.SeatReleased.Reason
+
+
+# --- users ---------------------------------------------------------------------
+
+
+def create_user(uow: BookingUnitOfWork, user_id: str, topics: Sequence[str]) -> User:
+    with uow:
+        user = uow.users.add(user_id, topics)
+        uow.commit()
+    return user
+
+
+def get_user(uow: BookingUnitOfWork, user_id: str) -> User:
+    with uow:
+        user = uow.users.get(user_id)
+    if user is None:
+        raise UserNotFound(user_id)
+    return user
+
+
+def list_user_bookings(uow: BookingUnitOfWork, user_id: str) -> list[BookingView]:
+    with uow:
+        if uow.users.get(user_id) is None:
+            raise UserNotFound(user_id)
+        return uow.bookings.views_of_user(user_id)
+
+
+# --- a user's bookings -------------------------------------------------------------
+
+
+@retries_on_conflict
+def book(
+    uow: BookingUnitOfWork, directory: ConferenceDirectory, *, user_id: str, conference_name: str, now: datetime
+) -> BookingView:
+    """CONFIRMED when a seat is open to newcomers, otherwise WAITLISTED at the end of the line."""
+    conference = directory.by_name(conference_name)
+    with uow:
+        uow.seats.ensure(conference)
+        seats, neighbours = _lock_for_change(uow, user_id, conference)
+        if conference.has_started(now):
+            raise ConferenceStarted(conference.name)
+        for other in neighbours:
+            if other.conference.conference_id == conference.conference_id:
+                raise AlreadyBooked(user_id, conference.name)
+            if other.status is Status.CONFIRMED:
+                raise OverlappingBooking(conference.name, other.conference.name)
+        line_length = uow.bookings.line_length(conference.conference_id)
+        status = status_for_new_booking(seats[conference.conference_id], line_length)
+        booking = uow.bookings.add(user_id, conference, status)
+        if status is Status.CONFIRMED:
+            _cancel_overlapping(uow, booking, neighbours, now)
+        view = _view(uow, booking.booking_id)
+        uow.commit()
+    return view
+
+
+@retries_on_conflict
+def confirm(uow: BookingUnitOfWork, booking_id: int, now: datetime) -> BookingView:
+    """Accept an offered seat before its deadline."""
+    with uow:
+        found = _find(uow, booking_id)
+        _, neighbours = _lock_for_change(uow, found.user_id, found.conference)
+        booking = _find(uow, booking_id, lock=True)
+        if booking.status is not Status.CONFIRMATION_PENDING:
+            raise BookingNotPending(booking_id, booking.status)
+        if booking.conference.has_started(now):
+            raise ConferenceStarted(booking.conference.name)
+        if not booking.can_confirm(now):
+            raise ConfirmationExpired(booking_id)
+        for other in neighbours:
+            if other.status is Status.CONFIRMED:
+                raise OverlappingBooking(booking.conference.name, other.conference.name)
+        confirmed = uow.bookings.move(booking, Status.CONFIRMED)
+        _cancel_overlapping(uow, confirmed, neighbours, now)
+        view = _view(uow, booking_id)
+        uow.commit()
+    return view
+
+
+@retries_on_conflict
+def cancel(uow: BookingUnitOfWork, booking_id: int, now: datetime) -> BookingView:
+    """Cancel an active booking before the conference starts; a held seat goes to the line."""
+    with uow:
+        found = _find(uow, booking_id)
+        uow.users.lock(found.user_id)
+        uow.seats.lock([found.conference.conference_id])
+        booking = _find(uow, booking_id, lock=True)
+        if booking.status is Status.CANCELED:
+            raise BookingAlreadyCanceled(booking_id)
+        if booking.conference.has_started(now):
+            raise ConferenceStarted(booking.conference.name)
+        uow.bookings.move(booking, Status.CANCELED)
+        if booking.status in HOLDS_SEAT:
+            _seat_released(uow, booking, Reason.REASON_CANCELED)
+        view = _view(uow, booking_id)
+        uow.commit()
+    return view
+
+
+def get_booking(uow: BookingUnitOfWork, booking_id: int) -> BookingView:
+    with uow:
+        return _view(uow, booking_id)
+
+
+def seat_availability(uow: BookingUnitOfWork, directory: ConferenceDirectory, conference_id: int) -> SeatAvailability:
+    with uow:
+        seats = uow.seats.get(conference_id)
+        waiting = uow.bookings.line_length(conference_id)
+    if seats is None:  # nobody has booked it yet, so this service has no copy
+        seats = Seats(conference=directory.by_id(conference_id), held=0)
+    return SeatAvailability(
+        conference_id=conference_id,
+        slots=seats.conference.slots,
+        held=seats.held,
+        open_to_newcomers=open_to_newcomers(seats, waiting),
+        waiting=waiting,
+    )
+
+
+# --- promotion (called by the waitlist service) ------------------------------------
+
+
+@retries_on_conflict
+def offer_free_seats(uow: BookingUnitOfWork, conference_id: int, now: datetime, window: timedelta) -> list[Booking]:
+    """Offer every free seat to the head of the line, in order; idempotent."""
+    with uow:
+        seats = uow.seats.lock([conference_id]).get(conference_id)
+        if seats is None or seats.conference.has_started(now) or seats.free <= 0:
+            return []
+        deadline = offer_deadline(now, window, seats.conference)
+        offers = [
+            uow.bookings.move(booking, Status.CONFIRMATION_PENDING, offer_deadline=deadline)
+            for booking in uow.bookings.line_head(conference_id, seats.free)
+        ]
+        for offer in offers:
+            uow.outbox.add(
+                events_pb2.OfferMade(
+                    booking_id=offer.booking_id,
+                    conference_id=conference_id,
+                    user_id=offer.user_id,
+                    deadline=to_timestamp(deadline),
+                )
+            )
+        uow.commit()
+    return offers
+
+
+@retries_on_conflict
+def expire_offer(uow: BookingUnitOfWork, booking_id: int, now: datetime) -> ExpiryOutcome:
+    """Send an offer past its deadline to the end of the line; a no-op in any other case."""
+    with uow:
+        found = _find(uow, booking_id)
+        uow.seats.lock([found.conference.conference_id])
+        booking = _find(uow, booking_id, lock=True)
+        outcome = expiry_outcome(booking, now)
+        if outcome is ExpiryOutcome.RETURNED_TO_LINE:
+            uow.bookings.move(booking, Status.WAITLISTED)
+            _seat_released(uow, booking, Reason.REASON_OFFER_EXPIRED)
+        elif outcome is ExpiryOutcome.CANCELED:
+            uow.bookings.move(booking, Status.CANCELED)
+        uow.commit()
+    return outcome
+
+
+@retries_on_conflict
+def close_waitlist(uow: BookingUnitOfWork, conference_id: int, now: datetime) -> int:
+    """At the start, cancel every waiting and pending booking; returns how many (0 when repeated)."""
+    with uow:
+        seats = uow.seats.lock([conference_id]).get(conference_id)
+        if seats is None:
+            return 0
+        if not seats.conference.has_started(now):
+            raise ConferenceNotStarted(seats.conference.name)
+        canceled = uow.bookings.cancel_line(conference_id)
+        uow.commit()
+    return canceled
+
+
+# --- shared steps ------------------------------------------------------------------
+
+
+def _find(uow: BookingUnitOfWork, booking_id: int, *, lock: bool = False) -> Booking:
+    booking = uow.bookings.get(booking_id, lock=lock)
+    if booking is None:
+        raise BookingNotFound(booking_id)
+    return booking
+
+
+def _view(uow: BookingUnitOfWork, booking_id: int) -> BookingView:
+    view = uow.bookings.view(booking_id)
+    if view is None:
+        raise BookingNotFound(booking_id)
+    return view
+
+
+def _lock_for_change(
+    uow: BookingUnitOfWork, user_id: str, conference: Conference
+) -> tuple[dict[int, Seats], list[Booking]]:
+    """Lock the user, then the ledgers of `conference` and of every conference the user
+    has an active booking for that overlaps it; return those ledgers and bookings."""
+    if not uow.users.lock(user_id):
+        raise UserNotFound(user_id)
+    overlapping = uow.bookings.active_overlapping(user_id, conference)
+    seats = uow.seats.lock([conference.conference_id, *(b.conference.conference_id for b in overlapping)])
+    # Read again under the ledger locks: an offer may have moved one in between.
+    return seats, uow.bookings.active_overlapping(user_id, conference, lock=True)
+
+
+def _cancel_overlapping(
+    uow: BookingUnitOfWork, confirmed: Booking, neighbours: Sequence[Booking], now: datetime
+) -> None:
+    """A confirmed booking cancels the user's waiting and pending bookings that overlap it."""
+    for other in neighbours:
+        if other.booking_id == confirmed.booking_id:
+            continue
+        uow.bookings.move(other, Status.CANCELED)
+        if other.status in HOLDS_SEAT and not other.conference.has_started(now):
+            _seat_released(uow, other, Reason.REASON_OVERLAP_REMOVED)
+
+
+def _seat_released(uow: BookingUnitOfWork, booking: Booking, reason: events_pb2.SeatReleased.Reason.ValueType) -> None:
+    uow.outbox.add(
+        events_pb2.SeatReleased(
+            conference_id=booking.conference.conference_id, booking_id=booking.booking_id, reason=reason
+        )
+    )

@@ -1,0 +1,26 @@
+"""A transaction over the booking schema."""
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection
+
+from confbook_common.db import SqlUnitOfWork
+from confbook_common.messaging.outbox import Outbox
+from services.booking.adapters import tables
+from services.booking.adapters.repository import BookingRepository, SeatLedger, UserRepository
+
+
+class BookingUnitOfWork(SqlUnitOfWork):
+    users: UserRepository
+    seats: SeatLedger
+    bookings: BookingRepository
+    outbox: Outbox
+
+    def _open_repositories(self, connection: Connection) -> None:
+        self.users = UserRepository(connection)
+        self.seats = SeatLedger(connection)
+        self.bookings = BookingRepository(connection, self.seats)
+        self.outbox = Outbox(connection, tables.outbox)
+
+
+UnitOfWorkFactory = Callable[[], BookingUnitOfWork]

@@ -1,0 +1,1 @@
+"""The conference service: creates conferences and announces when each one starts."""

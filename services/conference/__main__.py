@@ -1,0 +1,3 @@
+from services.conference.bootstrap import main
+
+main()

@@ -1,0 +1,1 @@
+"""PostgreSQL tables and repositories of the conference schema."""

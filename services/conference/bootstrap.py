@@ -1,0 +1,37 @@
+"""Wires the conference service together and runs it."""
+
+from __future__ import annotations
+
+from confbook.conference.v1 import conference_pb2, conference_pb2_grpc
+from confbook_common.db import create_engine
+from confbook_common.logging_setup import configure_logging
+from confbook_common.messaging.relay import OutboxRelay
+from confbook_common.rpc.server import ServiceRuntime, database_reachable
+from services.conference.adapters import tables
+from services.conference.config import SERVICE, ConferenceConfig
+from services.conference.entrypoints.grpc_servicer import ConferenceServicer
+from services.conference.entrypoints.start_trigger import StartTrigger
+from services.conference.service_layer.unit_of_work import ConferenceUnitOfWork
+
+
+def build(config: ConferenceConfig) -> ServiceRuntime:
+    engine = create_engine(config.database_url, application_name=SERVICE)
+
+    def unit_of_work() -> ConferenceUnitOfWork:
+        return ConferenceUnitOfWork(engine)
+
+    runtime = ServiceRuntime(SERVICE, config.listen_address)
+    servicer = ConferenceServicer(unit_of_work)
+    runtime.add_service(
+        conference_pb2.DESCRIPTOR.services_by_name["ConferenceService"].full_name,
+        lambda server: conference_pb2_grpc.add_ConferenceServiceServicer_to_server(servicer, server),
+    )
+    runtime.add_check("postgresql", database_reachable(engine))
+    runtime.add_worker(OutboxRelay(engine=engine, table=tables.outbox, amqp_url=config.amqp_url))
+    runtime.add_worker(StartTrigger(unit_of_work))
+    return runtime
+
+
+def main() -> None:
+    configure_logging(SERVICE)
+    build(ConferenceConfig.from_env()).serve()

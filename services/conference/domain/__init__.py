@@ -1,0 +1,1 @@
+"""Conferences and their rules, in plain Python."""

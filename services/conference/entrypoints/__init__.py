@@ -1,0 +1,1 @@
+"""How requests reach the conference service: gRPC and the start trigger."""

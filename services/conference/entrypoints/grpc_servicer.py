@@ -1,0 +1,60 @@
+"""gRPC entry point: decode the request, call a handler, encode the answer."""
+
+from __future__ import annotations
+
+import grpc
+
+from confbook.conference.v1 import conference_pb2, conference_pb2_grpc
+from confbook_common.timestamps import from_timestamp, to_timestamp, utc_now
+from services.conference.domain.model import Conference, new_conference
+from services.conference.service_layer import handlers
+from services.conference.service_layer.unit_of_work import UnitOfWorkFactory
+
+
+def to_message(conference: Conference) -> conference_pb2.Conference:
+    return conference_pb2.Conference(
+        conference_id=conference.conference_id,
+        name=conference.name,
+        location=conference.location,
+        start=to_timestamp(conference.start),
+        end=to_timestamp(conference.end),
+        slots=conference.slots,
+        topics=list(conference.topics),
+        created_at=to_timestamp(conference.created_at),
+    )
+
+
+class ConferenceServicer(conference_pb2_grpc.ConferenceServiceServicer):
+    def __init__(self, unit_of_work: UnitOfWorkFactory) -> None:
+        self._uow = unit_of_work
+
+    def CreateConference(
+        self, request: conference_pb2.CreateConferenceRequest, context: grpc.ServicerContext
+    ) -> conference_pb2.Conference:
+        new = new_conference(
+            name=request.name,
+            location=request.location,
+            start=from_timestamp(request.start) if request.HasField("start") else None,
+            end=from_timestamp(request.end) if request.HasField("end") else None,
+            slots=request.slots,
+            topics=list(request.topics),
+            now=utc_now(),
+        )
+        return to_message(handlers.create_conference(self._uow(), new))
+
+    def GetConference(
+        self, request: conference_pb2.GetConferenceRequest, context: grpc.ServicerContext
+    ) -> conference_pb2.Conference:
+        if request.WhichOneof("key") == "conference_id":
+            conference = handlers.get_conference(self._uow(), conference_id=request.conference_id)
+        else:
+            conference = handlers.get_conference(self._uow(), name=request.name)
+        return to_message(conference)
+
+    def ListConferences(
+        self, request: conference_pb2.ListConferencesRequest, context: grpc.ServicerContext
+    ) -> conference_pb2.ListConferencesResponse:
+        page = handlers.list_conferences(self._uow(), request.page_size, request.page_token)
+        return conference_pb2.ListConferencesResponse(
+            conferences=[to_message(c) for c in page.conferences], next_page_token=page.next_token
+        )

@@ -1,0 +1,1 @@
+"""Use cases of the conference service, each in one transaction."""

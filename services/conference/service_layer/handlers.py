@@ -1,0 +1,92 @@
+"""The conference service's use cases."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+
+from confbook.events.v1 import events_pb2
+from confbook_common.errors import InvalidInput
+from confbook_common.timestamps import to_timestamp
+from services.conference.domain.errors import ConferenceNotFound
+from services.conference.domain.model import Conference, NewConference
+from services.conference.service_layer.unit_of_work import ConferenceUnitOfWork
+
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 50
+
+
+def create_conference(uow: ConferenceUnitOfWork, new: NewConference) -> Conference:
+    with uow:
+        conference = uow.conferences.add(new)
+        uow.commit()
+    return conference
+
+
+def get_conference(
+    uow: ConferenceUnitOfWork, *, conference_id: int | None = None, name: str | None = None
+) -> Conference:
+    with uow:
+        if conference_id is not None:
+            conference = uow.conferences.get(conference_id)
+        else:
+            conference = uow.conferences.get_by_name(name or "")
+    if conference is None:
+        raise ConferenceNotFound(conference_id if conference_id is not None else name or "")
+    return conference
+
+
+@dataclass(frozen=True)
+class Page:
+    conferences: list[Conference]
+    next_token: str
+
+
+def _encode_token(conference: Conference) -> str:
+    raw = f"{conference.start.isoformat()}|{conference.conference_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_token(token: str) -> tuple[datetime, int]:
+    try:
+        start, conference_id = base64.urlsafe_b64decode(token.encode()).decode().split("|")
+        return datetime.fromisoformat(start), int(conference_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("page_token", "is not a token this service issued") from None
+
+
+def list_conferences(uow: ConferenceUnitOfWork, page_size: int, page_token: str) -> Page:
+    if page_size < 0 or page_size > MAX_PAGE_SIZE:
+        raise InvalidInput("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")
+    limit = page_size or DEFAULT_PAGE_SIZE
+    after = _decode_token(page_token) if page_token else None
+    with uow:
+        # One extra row tells whether another page follows.
+        found = uow.conferences.list_page(limit + 1, after)
+    page = found[:limit]
+    next_token = _encode_token(page[-1]) if len(found) > limit else ""
+    return Page(conferences=page, next_token=next_token)
+
+
+def announce_started(uow: ConferenceUnitOfWork, now: datetime, batch: int = 100) -> int:
+    """Put ConferenceStarted in the outbox for every conference that has reached its start."""
+    with uow:
+        started = uow.conferences.lock_unannounced_started(now, batch)
+        for conference in started:
+            uow.outbox.add(
+                events_pb2.ConferenceStarted(
+                    conference_id=conference.conference_id,
+                    name=conference.name,
+                    start=to_timestamp(conference.start),
+                )
+            )
+        uow.conferences.mark_start_announced([c.conference_id for c in started], now)
+        uow.commit()
+    return len(started)
+
+
+def next_start(uow: ConferenceUnitOfWork) -> datetime | None:
+    with uow:
+        return uow.conferences.next_unannounced_start()

@@ -1,0 +1,3 @@
+from services.waitlist.bootstrap import main
+
+main()

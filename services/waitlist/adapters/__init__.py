@@ -1,0 +1,1 @@
+"""The waitlist schema, the message topology, and the booking service client."""

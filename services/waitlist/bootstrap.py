@@ -1,0 +1,81 @@
+"""Wires the waitlist service together and runs it."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from confbook.events.v1 import events_pb2
+from confbook.waitlist.v1 import waitlist_pb2, waitlist_pb2_grpc
+from confbook_common.db import create_engine
+from confbook_common.logging_setup import configure_logging
+from confbook_common.messaging.consumer import EventConsumer, Subscription
+from confbook_common.messaging.relay import OutboxRelay
+from confbook_common.rpc.client import insecure_channel
+from confbook_common.rpc.server import ServiceRuntime, database_reachable
+from services.waitlist.adapters import tables, topology
+from services.waitlist.adapters.promotions import GrpcPromotions
+from services.waitlist.config import SERVICE, WaitlistConfig
+from services.waitlist.entrypoints.grpc_servicer import WaitlistServicer
+from services.waitlist.entrypoints.sweeper import OverdueOfferSweeper
+from services.waitlist.service_layer import handlers
+from services.waitlist.service_layer.unit_of_work import WaitlistUnitOfWork
+
+
+def build(config: WaitlistConfig) -> ServiceRuntime:
+    engine = create_engine(config.database_url, application_name=SERVICE)
+
+    def unit_of_work() -> WaitlistUnitOfWork:
+        return WaitlistUnitOfWork(engine)
+
+    promotions = GrpcPromotions(insecure_channel(config.booking_target))
+    window = config.confirmation_window_seconds
+    declare_topology = partial(topology.declare, window_seconds=window)
+    subscriptions = [
+        Subscription(
+            topology.SEAT_RELEASED_QUEUE,
+            events_pb2.SeatReleased,
+            partial(handlers.on_seat_released, promotions=promotions),
+        ),
+        Subscription(
+            topology.OFFER_MADE_QUEUE,
+            events_pb2.OfferMade,
+            partial(handlers.on_offer_made, timer_queue=topology.offer_timer_queue(window)),
+        ),
+        Subscription(
+            topology.OFFER_EXPIRED_QUEUE,
+            events_pb2.OfferExpired,
+            partial(handlers.on_offer_expired, promotions=promotions),
+        ),
+        Subscription(
+            topology.CONFERENCE_STARTED_QUEUE,
+            events_pb2.ConferenceStarted,
+            partial(handlers.on_conference_started, promotions=promotions),
+        ),
+    ]
+
+    runtime = ServiceRuntime(SERVICE, config.listen_address)
+    servicer = WaitlistServicer(unit_of_work)
+    runtime.add_service(
+        waitlist_pb2.DESCRIPTOR.services_by_name["WaitlistService"].full_name,
+        lambda server: waitlist_pb2_grpc.add_WaitlistServiceServicer_to_server(servicer, server),
+    )
+    runtime.add_check("postgresql", database_reachable(engine))
+    runtime.add_worker(
+        EventConsumer(
+            name="waitlist-events",
+            amqp_url=config.amqp_url,
+            unit_of_work=unit_of_work,
+            subscriptions=subscriptions,
+            declare_topology=declare_topology,
+        )
+    )
+    runtime.add_worker(
+        OutboxRelay(engine=engine, table=tables.outbox, amqp_url=config.amqp_url, declare_topology=declare_topology)
+    )
+    runtime.add_worker(OverdueOfferSweeper(unit_of_work, promotions))
+    return runtime
+
+
+def main() -> None:
+    configure_logging(SERVICE)
+    build(WaitlistConfig.from_env()).serve()

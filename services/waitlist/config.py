@@ -1,0 +1,31 @@
+"""The waitlist service's settings, read once from the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Self
+
+from confbook_common.settings import Env
+
+SERVICE = "waitlist"
+SCHEMA = "waitlist"
+
+
+@dataclass(frozen=True)
+class WaitlistConfig:
+    listen_address: str
+    database_url: str
+    amqp_url: str
+    booking_target: str
+    confirmation_window_seconds: int
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> Self:
+        env = env or Env()
+        return cls(
+            listen_address=f"{env.listen_host()}:{env.grpc_port(SERVICE)}",
+            database_url=env.service_database_url(SERVICE),
+            amqp_url=env.amqp_url(),
+            booking_target=env.grpc_target("booking"),
+            confirmation_window_seconds=env.confirmation_window_seconds(),
+        )

@@ -1,0 +1,1 @@
+"""Offers as the waitlist service tracks them, in plain Python."""

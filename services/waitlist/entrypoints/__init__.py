@@ -1,0 +1,1 @@
+"""How work reaches the waitlist service: events, the overdue-offer sweeper, gRPC."""

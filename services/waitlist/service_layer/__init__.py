@@ -1,0 +1,1 @@
+"""How the waitlist service reacts to each event and to overdue offers."""

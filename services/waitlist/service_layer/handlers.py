@@ -1,0 +1,57 @@
+"""How the waitlist service reacts to each event, and to offers the timers missed.
+
+Event handlers run inside the consumer's unit of work (which records the message
+as handled); their calls to the booking service are idempotent, so a redelivery
+after a crash repeats them harmlessly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from confbook.events.v1 import events_pb2
+from confbook_common.timestamps import from_timestamp
+from services.waitlist.adapters.promotions import Promotions
+from services.waitlist.domain.model import Offer
+from services.waitlist.service_layer.unit_of_work import WaitlistUnitOfWork
+
+
+def on_seat_released(event: events_pb2.SeatReleased, uow: WaitlistUnitOfWork, *, promotions: Promotions) -> None:
+    promotions.offer_free_seats(event.conference_id)
+
+
+def on_offer_made(event: events_pb2.OfferMade, uow: WaitlistUnitOfWork, *, timer_queue: str) -> None:
+    """Watch the offer and start its timer, which comes back as OfferExpired after the window."""
+    uow.offers.open(event.booking_id, event.conference_id, from_timestamp(event.deadline))
+    timer = events_pb2.OfferExpired(
+        booking_id=event.booking_id, conference_id=event.conference_id, deadline=event.deadline
+    )
+    uow.outbox.add(timer, exchange="", to=timer_queue)
+
+
+def on_offer_expired(event: events_pb2.OfferExpired, uow: WaitlistUnitOfWork, *, promotions: Promotions) -> None:
+    if promotions.expire_offer(event.booking_id).ends_offer:
+        uow.offers.close(event.booking_id, from_timestamp(event.deadline))
+
+
+def on_conference_started(
+    event: events_pb2.ConferenceStarted, uow: WaitlistUnitOfWork, *, promotions: Promotions
+) -> None:
+    promotions.close_waitlist(event.conference_id)
+    uow.offers.close_conference(event.conference_id)
+
+
+def expire_overdue_offers(uow: WaitlistUnitOfWork, promotions: Promotions, now: datetime, batch: int = 50) -> int:
+    """The authority on expiry: whatever a lost timer or a stopped service missed, the database still knows."""
+    with uow:
+        overdue = uow.offers.lock_overdue(now, batch)
+        for offer in overdue:
+            if promotions.expire_offer(offer.booking_id).ends_offer:
+                uow.offers.close(offer.booking_id, offer.deadline)
+        uow.commit()
+    return len(overdue)
+
+
+def list_offers(uow: WaitlistUnitOfWork, conference_id: int, *, include_closed: bool) -> list[Offer]:
+    with uow:
+        return uow.offers.of_conference(conference_id, include_closed=include_closed)
