@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install the PostgreSQL and RabbitMQ servers from Debian's packages when missing, without starting their services:
+# scripts/infra.py runs private instances of them instead.
+set -euo pipefail
+
+missing=()
+[[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] || missing+=(rabbitmq-server)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+if ((${#missing[@]} == 0)); then exit 0; fi
+
+if ((EUID != 0)); then
+    echo "Missing system packages: ${missing[*]}. Install them as root:" >&2
+    echo "  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+
+# Debian's maintainer scripts start a service after installing it unless policy-rc.d forbids it (101).
+policy=/usr/sbin/policy-rc.d
+if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+fi
+export RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive
+
+echo "Installing ${missing[*]} from Debian's packages..."
+apt-get update -qq
+apt-get install -y -qq "${missing[@]}" >/dev/null
+echo "Installed ${missing[*]}."

@@ -1,0 +1,262 @@
+"""The outbox relay and the idempotent consumer against real PostgreSQL and RabbitMQ."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pika
+import pytest
+from sqlalchemy import delete, select
+from sqlalchemy.engine import Engine
+
+from confbook.events.v1 import events_pb2
+from confbook_common.errors import DependencyUnavailable
+from confbook_common.messaging.consumer import EventConsumer, Subscription
+from confbook_common.messaging.relay import OutboxRelay
+from confbook_common.messaging.topology import DEAD_LETTER_QUEUE, EVENTS_EXCHANGE, declare_event_queue
+from services.waitlist.adapters import tables
+from services.waitlist.service_layer.unit_of_work import WaitlistUnitOfWork
+from tests.conftest import Infra
+from tests.integration.conftest import engine_for
+
+
+@pytest.fixture(scope="module")
+def waitlist_engine(infrastructure: Infra) -> Iterator[Engine]:
+    yield from engine_for(infrastructure, "waitlist")
+
+
+@pytest.fixture
+def uow(waitlist_engine: Engine) -> Callable[[], WaitlistUnitOfWork]:
+    return lambda: WaitlistUnitOfWork(waitlist_engine)
+
+
+@pytest.fixture
+def channel(infrastructure: Infra) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
+    connection = pika.BlockingConnection(pika.URLParameters(infrastructure.amqp_url))
+    channel = connection.channel()
+    channel.exchange_declare(EVENTS_EXCHANGE, exchange_type="topic", durable=True)
+    yield channel
+    connection.close()
+
+
+@pytest.fixture
+def private_queue(channel) -> Callable[[str], str]:
+    """A throw-away queue bound to the events exchange under a routing key of its own."""
+
+    def bind(routing_key: str) -> str:
+        queue = channel.queue_declare("", exclusive=True).method.queue
+        channel.queue_bind(queue, EVENTS_EXCHANGE, routing_key=routing_key)
+        return queue
+
+    return bind
+
+
+def get_one(channel, queue, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        method, properties, body = channel.basic_get(queue, auto_ack=True)
+        if method is not None:
+            return properties, body
+        time.sleep(0.05)
+    raise AssertionError(f"nothing arrived on {queue} within {timeout}s")
+
+
+def queued_event(uow, routing_key, *, exchange=EVENTS_EXCHANGE, booking_id=1):
+    event = events_pb2.SeatReleased(conference_id=99, booking_id=booking_id)
+    with uow() as unit:
+        message_id = unit.outbox.add(event, exchange=exchange, to=routing_key)
+        unit.commit()
+    return message_id
+
+
+def outbox_row(uow, message_id):
+    with uow() as unit:
+        return unit.connection.execute(select(tables.outbox).where(tables.outbox.c.message_id == message_id)).one()
+
+
+def channel_with_confirms(infrastructure):
+    connection = pika.BlockingConnection(pika.URLParameters(infrastructure.amqp_url))
+    confirming = connection.channel()
+    confirming.confirm_delivery()
+    return confirming
+
+
+def relay_for(infrastructure, engine):
+    return OutboxRelay(engine=engine, table=tables.outbox, amqp_url=infrastructure.amqp_url)
+
+
+@pytest.fixture(autouse=True)
+def empty_outbox(waitlist_engine):
+    """Leave no test message behind for the services' relays to publish later."""
+    yield
+    with waitlist_engine.begin() as connection:
+        connection.execute(delete(tables.outbox).where(tables.outbox.c.routing_key.like("test.%")))
+        connection.execute(delete(tables.outbox).where(tables.outbox.c.routing_key.like("nowhere.%")))
+
+
+def test_the_relay_publishes_persistent_messages_and_marks_them_sent(
+    infrastructure, uow, waitlist_engine, channel, private_queue
+):
+    key = f"test.{uuid.uuid4().hex}"
+    queue = private_queue(key)
+    message_id = queued_event(uow, key)
+
+    relay_for(infrastructure, waitlist_engine).publish_pending(channel_with_confirms(infrastructure))
+
+    properties, body = get_one(channel, queue)
+    assert properties.message_id == message_id
+    assert properties.type == "confbook.events.v1.SeatReleased"
+    assert properties.delivery_mode == pika.DeliveryMode.Persistent.value
+    assert events_pb2.SeatReleased.FromString(body).conference_id == 99
+    assert outbox_row(uow, message_id).published_at is not None
+
+
+def test_an_unroutable_message_stays_in_the_outbox_for_a_later_try(infrastructure, uow, waitlist_engine):
+    message_id = queued_event(uow, f"nowhere.{uuid.uuid4().hex}", exchange="")
+
+    relay_for(infrastructure, waitlist_engine).publish_pending(channel_with_confirms(infrastructure))
+
+    row = outbox_row(uow, message_id)
+    assert row.published_at is None
+    assert row.attempts == 1
+    assert row.available_at > row.created_at
+
+
+def test_the_running_relay_publishes_what_is_committed(infrastructure, uow, waitlist_engine, channel, private_queue):
+    key = f"test.{uuid.uuid4().hex}"
+    queue = private_queue(key)
+    relay = relay_for(infrastructure, waitlist_engine)
+    relay.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not relay.healthy and time.monotonic() < deadline:
+            time.sleep(0.05)
+        message_id = queued_event(uow, key)
+        properties, _ = get_one(channel, queue)
+    finally:
+        relay.stop()
+        relay.join(timeout=10)
+    assert properties.message_id == message_id
+
+
+class Recorder:
+    """A handler that remembers what it saw and can fail on demand."""
+
+    def __init__(self, failures: list[Exception] | None = None) -> None:
+        self.seen: list[int] = []
+        self.failures = list(failures or [])
+
+    def __call__(self, event, uow) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        uow.offers.open(event.booking_id, event.conference_id, datetime.now(UTC) + timedelta(days=1))
+        self.seen.append(event.booking_id)
+
+
+@pytest.fixture
+def consume(infrastructure, uow):
+    """Run an EventConsumer on a fresh queue with the given handler until the test ends."""
+    consumers = []
+
+    def start(handler) -> str:
+        queue = f"test.consumer.{uuid.uuid4().hex}"
+        consumer = EventConsumer(
+            name=queue,
+            amqp_url=infrastructure.amqp_url,
+            unit_of_work=uow,
+            subscriptions=[Subscription(queue, events_pb2.SeatReleased, handler)],
+            declare_topology=lambda channel: declare_event_queue(channel, queue, []),
+        )
+        consumer.start()
+        consumers.append((consumer, queue))
+        deadline = time.monotonic() + 10
+        while not consumer.healthy and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return queue
+
+    yield start
+    for consumer, _ in consumers:
+        consumer.stop()
+    for consumer, _ in consumers:
+        consumer.join(timeout=10)
+    connection = pika.BlockingConnection(pika.URLParameters(infrastructure.amqp_url))
+    for _, queue in consumers:
+        connection.channel().queue_delete(queue)
+    connection.close()
+
+
+def publish(channel, queue, event, *, message_id, message_type=None):
+    channel.basic_publish(
+        "",
+        queue,
+        event.SerializeToString(),
+        pika.BasicProperties(message_id=message_id, type=message_type or event.DESCRIPTOR.full_name, delivery_mode=2),
+    )
+
+
+def wait_until(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def queue_depth(channel, queue):
+    return channel.queue_declare(queue, passive=True).method.message_count
+
+
+def test_a_redelivered_message_is_handled_once(consume, channel):
+    recorder = Recorder()
+    queue = consume(recorder)
+    booking_id = uuid.uuid4().int % 10**12
+    event = events_pb2.SeatReleased(conference_id=1, booking_id=booking_id)
+    message_id = str(uuid.uuid4())
+    publish(channel, queue, event, message_id=message_id)
+    publish(channel, queue, event, message_id=message_id)
+    publish(channel, queue, event, message_id=str(uuid.uuid4()))
+
+    wait_until(lambda: len(recorder.seen) == 2 and queue_depth(channel, queue) == 0)
+    time.sleep(0.3)
+    assert recorder.seen == [booking_id, booking_id], "the duplicate was skipped, the new message handled"
+
+
+def test_a_transient_failure_is_retried_until_it_succeeds(consume, channel):
+    recorder = Recorder(failures=[DependencyUnavailable("booking away"), DependencyUnavailable("still away")])
+    queue = consume(recorder)
+    event = events_pb2.SeatReleased(conference_id=1, booking_id=uuid.uuid4().int % 10**12)
+    publish(channel, queue, event, message_id=str(uuid.uuid4()))
+    wait_until(lambda: recorder.seen == [event.booking_id])
+
+
+def test_a_message_that_cannot_be_handled_goes_to_the_dead_letters(consume, channel):
+    recorder = Recorder(failures=[ValueError("a bug")])
+    queue = consume(recorder)
+    channel.queue_purge(DEAD_LETTER_QUEUE)
+    poison = events_pb2.SeatReleased(conference_id=1, booking_id=uuid.uuid4().int % 10**12)
+    publish(channel, queue, poison, message_id=str(uuid.uuid4()))
+    publish(channel, queue, poison, message_id=str(uuid.uuid4()), message_type="confbook.events.v1.Unknown")
+
+    wait_until(lambda: queue_depth(channel, DEAD_LETTER_QUEUE) == 2)
+    assert recorder.seen == []
+    assert queue_depth(channel, queue) == 0
+
+
+def test_handled_messages_commit_with_their_effect(consume, channel, uow):
+    recorder = Recorder()
+    queue = consume(recorder)
+    event = events_pb2.SeatReleased(conference_id=1, booking_id=uuid.uuid4().int % 10**12)
+    message_id = str(uuid.uuid4())
+    publish(channel, queue, event, message_id=message_id)
+    wait_until(lambda: recorder.seen == [event.booking_id])
+    with uow() as unit:
+        handled = unit.connection.execute(
+            select(tables.processed_messages).where(tables.processed_messages.c.message_id == message_id)
+        ).all()
+        offers = unit.offers.of_conference(1, include_closed=True)
+    assert [row.queue for row in handled] == [queue]
+    assert event.booking_id in {offer.booking_id for offer in offers}
