@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-import os
+
+from confbook_common.settings import ConfigError, Env
 
 
-def configure_logging(process: str) -> None:
-    level = os.environ.get("LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(
-        level=level,
-        format=f"%(asctime)s %(levelname)s {process} %(name)s: %(message)s",
-    )
+def configure_logging(process: str, env: Env | None = None) -> None:
+    level_name = (env or Env()).text("LOG_LEVEL", "INFO").upper()
+    level = logging.getLevelName(level_name)
+    if not isinstance(level, int):
+        raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level_name!r}")
+    logging.basicConfig(level=level, format=f"%(asctime)s %(levelname)s {process} %(name)s: %(message)s")
     # pika logs every connection attempt at INFO; keep its warnings only.
-    logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    logging.getLogger("pika").setLevel(max(logging.WARNING, level))

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from confbook.booking.v1 import booking_pb2, booking_pb2_grpc, promotion_pb2, promotion_pb2_grpc
 from confbook_common.db import create_engine
-from confbook_common.logging_setup import configure_logging
 from confbook_common.messaging.relay import OutboxRelay
 from confbook_common.rpc.client import insecure_channel
-from confbook_common.rpc.server import ServiceRuntime, database_reachable
+from confbook_common.rpc.server import ServiceRuntime, database_reachable, run_service
 from services.booking.adapters import tables
 from services.booking.adapters.conference_directory import GrpcConferenceDirectory
 from services.booking.config import SERVICE, BookingConfig
@@ -41,5 +40,4 @@ def build(config: BookingConfig) -> ServiceRuntime:
 
 
 def main() -> None:
-    configure_logging(SERVICE)
-    build(BookingConfig.from_env()).serve()
+    run_service(SERVICE, lambda: build(BookingConfig.from_env()))

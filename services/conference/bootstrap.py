@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from confbook.conference.v1 import conference_pb2, conference_pb2_grpc
 from confbook_common.db import create_engine
-from confbook_common.logging_setup import configure_logging
 from confbook_common.messaging.relay import OutboxRelay
-from confbook_common.rpc.server import ServiceRuntime, database_reachable
+from confbook_common.rpc.server import ServiceRuntime, database_reachable, run_service
 from services.conference.adapters import tables
 from services.conference.config import SERVICE, ConferenceConfig
 from services.conference.entrypoints.grpc_servicer import ConferenceServicer
@@ -33,5 +32,4 @@ def build(config: ConferenceConfig) -> ServiceRuntime:
 
 
 def main() -> None:
-    configure_logging(SERVICE)
-    build(ConferenceConfig.from_env()).serve()
+    run_service(SERVICE, lambda: build(ConferenceConfig.from_env()))

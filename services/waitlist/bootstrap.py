@@ -7,11 +7,10 @@ from functools import partial
 from confbook.events.v1 import events_pb2
 from confbook.waitlist.v1 import waitlist_pb2, waitlist_pb2_grpc
 from confbook_common.db import create_engine
-from confbook_common.logging_setup import configure_logging
 from confbook_common.messaging.consumer import EventConsumer, Subscription
 from confbook_common.messaging.relay import OutboxRelay
 from confbook_common.rpc.client import insecure_channel
-from confbook_common.rpc.server import ServiceRuntime, database_reachable
+from confbook_common.rpc.server import ServiceRuntime, database_reachable, run_service
 from services.waitlist.adapters import tables, topology
 from services.waitlist.adapters.promotions import GrpcPromotions
 from services.waitlist.config import SERVICE, WaitlistConfig
@@ -77,5 +76,4 @@ def build(config: WaitlistConfig) -> ServiceRuntime:
 
 
 def main() -> None:
-    configure_logging(SERVICE)
-    build(WaitlistConfig.from_env()).serve()
+    run_service(SERVICE, lambda: build(WaitlistConfig.from_env()))

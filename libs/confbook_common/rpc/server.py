@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from concurrent import futures
@@ -14,7 +15,9 @@ from grpc_reflection.v1alpha import reflection
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from confbook_common.logging_setup import configure_logging
 from confbook_common.rpc.errors import ErrorMappingInterceptor
+from confbook_common.settings import ConfigError
 from confbook_common.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -110,3 +113,13 @@ class ServiceRuntime:
             for service in ("", *self._service_names):
                 self._health.set(service, status)
             self._stopping.wait(_HEALTH_INTERVAL_SECONDS)
+
+
+def run_service(name: str, build: Callable[[], ServiceRuntime]) -> None:
+    """The body of every service's main(): a bad setting ends the process with one clear line."""
+    try:
+        configure_logging(name)
+        runtime = build()
+    except ConfigError as error:
+        sys.exit(f"{name}: {error}")
+    runtime.serve()
