@@ -2,100 +2,26 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 
-from scripts.stack import MODULES, launch
-from tests.conftest import E2E_WINDOW_SECONDS, STATE_DIR, Infra
+from scripts.sandbox import Infrastructure, Stack
+from tests.conftest import E2E_WINDOW_SECONDS, STATE_DIR
 
 T = TypeVar("T")
 
-LOG_DIR = STATE_DIR / "logs"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Stack:
-    infra: Infra
-    ports: dict[str, int]
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['gateway']}"
-
-    def grpc_target(self, service: str) -> str:
-        return f"127.0.0.1:{self.ports[service]}"
-
-    def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            **self.infra.env(),
-            "GATEWAY_PORT": str(self.ports["gateway"]),
-            "CONFERENCE_GRPC_PORT": str(self.ports["conference"]),
-            "BOOKING_GRPC_PORT": str(self.ports["booking"]),
-            "WAITLIST_GRPC_PORT": str(self.ports["waitlist"]),
-            "CONFIRMATION_WINDOW_SECONDS": str(E2E_WINDOW_SECONDS),
-        }
-
-    def start(self, name: str) -> None:
-        self.processes[name] = launch(name, self.env(), LOG_DIR)
-
-    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> int:
-        process = self.processes.pop(name)
-        process.send_signal(sig)
-        return process.wait(timeout=15)
-
-    def stop(self) -> None:
-        for name in list(self.processes):
-            self.processes[name].send_signal(signal.SIGTERM)
-        for name in list(self.processes):
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.processes.pop(name).wait(timeout=15)
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        """Until /readyz says every service (and its database and broker) is up."""
-        last = "no answer"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for name, process in self.processes.items():
-                if process.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {process.returncode}; see {LOG_DIR / name}.log")
-            try:
-                response = httpx.get(f"{self.base_url}/readyz", timeout=2)
-                if response.status_code == 200:
-                    return
-                last = response.text
-            except httpx.HTTPError as error:
-                last = str(error)
-            time.sleep(0.2)
-        raise RuntimeError(f"the stack did not become ready: {last}")
-
 
 @pytest.fixture(scope="session")
-def stack(infrastructure: Infra) -> Iterator[Stack]:
-    stack = Stack(infrastructure, {name: _free_port() for name in MODULES})
+def stack(infrastructure: Infrastructure) -> Iterator[Stack]:
+    stack = Stack(infrastructure, window_seconds=E2E_WINDOW_SECONDS, log_dir=STATE_DIR / "logs")
     try:
-        for name in MODULES:
-            stack.start(name)
+        stack.start()
         stack.wait_ready()
         yield stack
     finally:
@@ -198,8 +124,3 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
     if code is not None:
         assert body["error"]["code"] == code, body
     return dict(body["error"])
-
-
-@pytest.fixture
-def log_dir() -> Path:
-    return LOG_DIR

@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from confbook_common.db import create_engine
+from scripts.sandbox import Infrastructure
 from services.booking.domain.errors import ConferenceNotFound
 from services.booking.domain.model import Conference
 from services.booking.service_layer import handlers
 from services.booking.service_layer.unit_of_work import BookingUnitOfWork
-from tests.conftest import Infra
 
 # Conference ids far above what the conference service hands out in the same database.
 _conference_ids = itertools.count(10**12 + uuid.uuid4().int % 10**9)
@@ -51,14 +51,14 @@ class FakeDirectory:
             raise ConferenceNotFound(conference_id) from None
 
 
-def engine_for(infrastructure: Infra, service: str) -> Iterator[Engine]:
+def engine_for(infrastructure: Infrastructure, service: str) -> Iterator[Engine]:
     engine = create_engine(infrastructure.service_database_url(service), application_name=f"test-{service}")
     yield engine
     engine.dispose()
 
 
 @pytest.fixture(scope="session")
-def booking_engine(infrastructure: Infra) -> Iterator[Engine]:
+def booking_engine(infrastructure: Infrastructure) -> Iterator[Engine]:
     yield from engine_for(infrastructure, "booking")
 
 

@@ -17,14 +17,14 @@ from confbook_common.errors import DependencyUnavailable
 from confbook_common.messaging.consumer import EventConsumer, Subscription
 from confbook_common.messaging.relay import OutboxRelay
 from confbook_common.messaging.topology import DEAD_LETTER_QUEUE, EVENTS_EXCHANGE, declare_event_queue
+from scripts.sandbox import Infrastructure
 from services.waitlist.adapters import tables
 from services.waitlist.service_layer.unit_of_work import WaitlistUnitOfWork
-from tests.conftest import Infra
 from tests.integration.conftest import engine_for
 
 
 @pytest.fixture(scope="module")
-def waitlist_engine(infrastructure: Infra) -> Iterator[Engine]:
+def waitlist_engine(infrastructure: Infrastructure) -> Iterator[Engine]:
     yield from engine_for(infrastructure, "waitlist")
 
 
@@ -34,7 +34,7 @@ def uow(waitlist_engine: Engine) -> Callable[[], WaitlistUnitOfWork]:
 
 
 @pytest.fixture
-def channel(infrastructure: Infra) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
+def channel(infrastructure: Infrastructure) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
     connection = pika.BlockingConnection(pika.URLParameters(infrastructure.amqp_url))
     channel = connection.channel()
     channel.exchange_declare(EVENTS_EXCHANGE, exchange_type="topic", durable=True)

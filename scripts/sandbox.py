@@ -1,0 +1,155 @@
+"""A private, throw-away copy of the whole stack: fresh database, empty queues, processes on free ports.
+
+The end-to-end tests and the benchmark run against it; `make run`/`make up` are scripts/stack.py.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pika
+import psycopg2
+from psycopg2 import sql
+from sqlalchemy.engine import make_url
+
+from confbook_common.messaging.topology import DEAD_LETTER_QUEUE
+from confbook_common.settings import Env
+from scripts import infra
+from scripts.migrate import migrate_all
+from scripts.stack import MODULES, launch
+from services.waitlist.adapters import topology as waitlist_topology
+
+
+@dataclass(frozen=True)
+class Infrastructure:
+    database_url: str
+    amqp_url: str
+    state_dir: Path
+    broker_is_ours: bool
+
+    def env(self) -> dict[str, str]:
+        return {"DATABASE_URL": self.database_url, "AMQP_URL": self.amqp_url}
+
+    def service_database_url(self, service: str) -> str:
+        return Env(self.env()).service_database_url(service)
+
+
+def prepare(state_dir: Path, database_url: str, amqp_url: str, *, window_seconds: int) -> Infrastructure:
+    """PostgreSQL and RabbitMQ at the URLs (private ones started if none answer), a freshly migrated
+    database, and none of the queues an earlier run may have left messages in."""
+    outcomes = infra.up(state_dir, database_url, amqp_url)
+    _recreate_database(database_url)
+    migrate_all(Env({"DATABASE_URL": database_url}))
+    _delete_queues(amqp_url, window_seconds)
+    return Infrastructure(
+        database_url, amqp_url, state_dir, broker_is_ours=outcomes[infra.RABBITMQ] is not infra.Outcome.REUSED
+    )
+
+
+def release(infrastructure: Infrastructure) -> None:
+    infra.down(infrastructure.state_dir)
+
+
+def _recreate_database(database_url: str) -> None:
+    url = make_url(database_url)
+    connection = psycopg2.connect(
+        host=url.host, port=url.port, user=url.username, password=url.password, dbname="postgres"
+    )
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(url.database)))
+        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(url.database)))
+    connection.close()
+
+
+def _delete_queues(amqp_url: str, window_seconds: int) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    for queue in (
+        waitlist_topology.SEAT_RELEASED_QUEUE,
+        waitlist_topology.OFFER_MADE_QUEUE,
+        waitlist_topology.CONFERENCE_STARTED_QUEUE,
+        waitlist_topology.OFFER_EXPIRED_QUEUE,
+        waitlist_topology.offer_timer_queue(window_seconds),
+        DEAD_LETTER_QUEUE,
+    ):
+        channel.queue_delete(queue)
+    connection.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    """The three services and the gateway as processes, each startable and killable on its own."""
+
+    infrastructure: Infrastructure
+    window_seconds: int
+    log_dir: Path
+    ports: dict[str, int] = field(default_factory=lambda: {name: free_port() for name in MODULES})
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['gateway']}"
+
+    def grpc_target(self, service: str) -> str:
+        return f"127.0.0.1:{self.ports[service]}"
+
+    def env(self) -> Mapping[str, str]:
+        return {
+            **os.environ,
+            **self.infrastructure.env(),
+            "GATEWAY_PORT": str(self.ports["gateway"]),
+            **{f"{service.upper()}_GRPC_PORT": str(port) for service, port in self.ports.items()},
+            "CONFIRMATION_WINDOW_SECONDS": str(self.window_seconds),
+        }
+
+    def start(self, name: str | None = None) -> None:
+        """Start one process, or all of them."""
+        for each in [name] if name else MODULES:
+            self.processes[each] = launch(each, self.env(), self.log_dir)
+
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> int:
+        process = self.processes.pop(name)
+        process.send_signal(sig)
+        return process.wait(timeout=15)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            with suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=15)
+        self.processes.clear()
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until /readyz says every service, and the database and broker each uses, is up."""
+        last = "no answer"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {process.returncode}; see {self.log_dir / name}.log")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError) as error:
+                last = str(error)
+            time.sleep(0.2)
+        raise RuntimeError(f"the stack did not become ready within {timeout:.0f}s: {last}")
