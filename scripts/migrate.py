@@ -39,6 +39,7 @@ def provision(admin: Engine, schema: str, role: str, password: str) -> None:
 
 def migrate_all(env: Env | None = None) -> None:
     env = env or Env()
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per schema instead of one per step
     admin = sqlalchemy.create_engine(env.admin_database_url(), isolation_level="AUTOCOMMIT")
     try:
         with admin.begin() as db:

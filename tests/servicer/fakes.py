@@ -1,0 +1,44 @@
+"""An in-memory stand-in for the conference service's unit of work, for servicer tests."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+from typing import Self
+
+from services.conference.domain.errors import ConferenceNameTaken
+from services.conference.domain.model import Conference, NewConference, name_key
+
+
+class FakeConferenceRepository:
+    def __init__(self) -> None:
+        self._by_key: dict[str, Conference] = {}
+        self._ids = itertools.count(1)
+
+    def add(self, new: NewConference) -> Conference:
+        if name_key(new.name) in self._by_key:
+            raise ConferenceNameTaken(new.name)
+        conference = Conference(**vars(new), conference_id=next(self._ids), created_at=datetime.now(UTC))
+        self._by_key[name_key(new.name)] = conference
+        return conference
+
+    def get(self, conference_id: int) -> Conference | None:
+        return next((c for c in self._by_key.values() if c.conference_id == conference_id), None)
+
+    def get_by_name(self, name: str) -> Conference | None:
+        return self._by_key.get(name_key(name))
+
+
+class FakeUnitOfWork:
+    def __init__(self, conferences: FakeConferenceRepository) -> None:
+        self.conferences = conferences
+        self.committed = False
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+    def commit(self) -> None:
+        self.committed = True

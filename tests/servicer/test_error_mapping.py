@@ -1,0 +1,81 @@
+"""Domain errors and failures become gRPC statuses with a stable reason, through a real in-process server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent import futures
+from contextlib import contextmanager
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from sqlalchemy.exc import OperationalError
+
+from confbook.conference.v1 import conference_pb2, conference_pb2_grpc
+from confbook_common.rpc.errors import ErrorMappingInterceptor, error_reason
+from services.conference.domain.model import Conference
+from services.conference.entrypoints.grpc_servicer import ConferenceServicer
+from tests.servicer.fakes import FakeConferenceRepository, FakeUnitOfWork
+
+
+class FailingRepository(FakeConferenceRepository):
+    def __init__(self, failure: Exception) -> None:
+        super().__init__()
+        self.failure = failure
+
+    def get_by_name(self, name: str) -> Conference | None:
+        raise self.failure
+
+
+@contextmanager
+def serve(repository: FakeConferenceRepository) -> Iterator[conference_pb2_grpc.ConferenceServiceStub]:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), interceptors=[ErrorMappingInterceptor()])
+    servicer = ConferenceServicer(lambda: FakeUnitOfWork(repository))  # type: ignore[arg-type, return-value]
+    conference_pb2_grpc.add_ConferenceServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield conference_pb2_grpc.ConferenceServiceStub(channel)
+    server.stop(None)
+
+
+@pytest.fixture
+def conferences() -> Iterator[conference_pb2_grpc.ConferenceServiceStub]:
+    with serve(FakeConferenceRepository()) as stub:
+        yield stub
+
+
+def failure_of(call):
+    with pytest.raises(grpc.RpcError) as failure:
+        call()
+    return failure.value
+
+
+def test_invalid_input_is_invalid_argument_naming_the_field(conferences):
+    error = failure_of(lambda: conferences.CreateConference(conference_pb2.CreateConferenceRequest(name="Bad!")))
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == "name: may contain only letters, digits and spaces"
+    assert error_reason(error) == "VALIDATION_ERROR"
+    status = rpc_status.from_call(error)
+    bad_request = error_details_pb2.BadRequest()
+    assert any(detail.Unpack(bad_request) for detail in status.details)
+    assert bad_request.field_violations[0].field == "name"
+
+
+def test_an_unknown_conference_is_not_found_with_its_reason(conferences):
+    error = failure_of(lambda: conferences.GetConference(conference_pb2.GetConferenceRequest(name="Nothing")))
+    assert (error.code(), error_reason(error)) == (grpc.StatusCode.NOT_FOUND, "CONFERENCE_NOT_FOUND")
+
+
+def test_an_unreachable_database_is_unavailable():
+    with serve(FailingRepository(OperationalError("SELECT", {}, Exception("connection refused")))) as stub:
+        error = failure_of(lambda: stub.GetConference(conference_pb2.GetConferenceRequest(name="x")))
+    assert (error.code(), error_reason(error)) == (grpc.StatusCode.UNAVAILABLE, "SERVICE_UNAVAILABLE")
+
+
+def test_a_bug_is_an_internal_error_that_reveals_nothing():
+    with serve(FailingRepository(RuntimeError("secret detail"))) as stub:
+        error = failure_of(lambda: stub.GetConference(conference_pb2.GetConferenceRequest(name="x")))
+    assert error.code() is grpc.StatusCode.INTERNAL
+    assert "secret" not in error.details()
