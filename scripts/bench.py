@@ -363,7 +363,6 @@ async def bench_grpc_bookings(clients: Clients, options: Options, report: Report
     await _report_burst(report, "BookingService/Book", burst, conference, clients.gateway, options)
     gateway_share = statistics.median(over_http.latencies) - statistics.median(burst.latencies)
     report.add(
-        "",
         f"The gateway's share: {ms(gateway_share)} ms of the median latency, "
         f"{len(burst.results) / burst.seconds:.0f} vs {len(over_http.results) / over_http.seconds:.0f} bookings/s.",
         "",
@@ -375,7 +374,7 @@ async def _placement_or_error(booking: Awaitable[Placement]) -> Placement:
     try:
         return await booking
     except (RequestFailed, httpx.HTTPError) as error:
-        return Placement(0, f"error: {error!r}", None)
+        return Placement(0, f"error: {type(error).__name__}: {error}", None)
 
 
 async def _report_burst(
@@ -396,7 +395,8 @@ async def _report_burst(
     report.check(confirmed == options.seats, f"exactly {options.seats} CONFIRMED (got {confirmed})")
     report.check(
         positions == list(range(1, waiting + 1)),
-        f"{waiting} WAITLISTED at positions exactly 1..{waiting} (got {len(positions)}, {len(set(positions))} distinct)",
+        f"{waiting} WAITLISTED at positions exactly 1..{waiting} "
+        f"(got {len(positions)}, {len(set(positions))} distinct)",
     )
     report.check(
         (found["available_slots"], found["waitlist_length"]) == (0, waiting),

@@ -75,14 +75,7 @@ def _recreate_database(database_url: str) -> None:
 def _delete_queues(amqp_url: str, window_seconds: int) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     channel = connection.channel()
-    for queue in (
-        waitlist_topology.SEAT_RELEASED_QUEUE,
-        waitlist_topology.OFFER_MADE_QUEUE,
-        waitlist_topology.CONFERENCE_STARTED_QUEUE,
-        waitlist_topology.OFFER_EXPIRED_QUEUE,
-        waitlist_topology.offer_timer_queue(window_seconds),
-        DEAD_LETTER_QUEUE,
-    ):
+    for queue in [*waitlist_topology.queue_names(window_seconds), DEAD_LETTER_QUEUE]:
         channel.queue_delete(queue)
     connection.close()
 

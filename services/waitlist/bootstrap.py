@@ -40,6 +40,7 @@ def build(config: WaitlistConfig) -> ServiceRuntime:
             events_pb2.OfferMade,
             partial(handlers.on_offer_made, timer_queue=topology.offer_timer_queue(window)),
         ),
+        Subscription(topology.OFFER_ENDED_QUEUE, events_pb2.OfferEnded, handlers.on_offer_ended),
         Subscription(
             topology.OFFER_EXPIRED_QUEUE,
             events_pb2.OfferExpired,

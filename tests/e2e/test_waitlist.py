@@ -11,6 +11,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+import grpc
+
+from confbook.waitlist.v1 import waitlist_pb2, waitlist_pb2_grpc
 from tests.conftest import E2E_WINDOW_SECONDS
 from tests.e2e.conftest import assert_error, eventually
 
@@ -47,10 +50,20 @@ def test_a_freed_seat_is_offered_to_the_head_of_the_line(api):
     assert api.booking(second)["waitlist_position"] == 1
 
 
-def test_an_offer_confirmed_within_the_window_holds_the_seat(api):
+def watched_offers(stack, conference_id):
+    """The waitlist service's view: {booking_id: state} of the offers it knows for a conference."""
+    with grpc.insecure_channel(stack.grpc_target("waitlist")) as channel:
+        reply = waitlist_pb2_grpc.WaitlistServiceStub(channel).ListOffers(
+            waitlist_pb2.ListOffersRequest(conference_id=conference_id, include_closed=True)
+        )
+    return {offer.booking_id: waitlist_pb2.OfferState.Name(offer.state) for offer in reply.offers}
+
+
+def test_an_offer_confirmed_within_the_window_holds_the_seat(api, stack):
     conference, [holder], [first] = full_conference(api, waiting=1)
     api.cancel(holder)
     wait_for_status(api, first, "CONFIRMATION_PENDING")
+    eventually(lambda: watched_offers(stack, conference["conference_id"]) == {first: "OFFER_STATE_OPEN"})
 
     response = api.confirm(first)
     assert response.status_code == 200, response.text
@@ -60,6 +73,7 @@ def test_an_offer_confirmed_within_the_window_holds_the_seat(api):
         False,
         None,
     )
+    eventually(lambda: watched_offers(stack, conference["conference_id"]) == {first: "OFFER_STATE_CLOSED"})
     time.sleep(E2E_WINDOW_SECONDS + 0.5)
     assert api.status(first) == "CONFIRMED", "a confirmed offer does not expire"
     assert api.conference(conference["name"])["available_slots"] == 0

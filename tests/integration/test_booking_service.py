@@ -171,6 +171,8 @@ def test_an_offer_is_confirmed_before_its_deadline_and_not_after(uow, directory,
     with pytest.raises(ConfirmationExpired):
         handlers.confirm(uow(), second.booking_id, now + WINDOW)
     assert line[1].booking.booking_id == second.booking_id
+    [ended] = outbox_events(uow, events_pb2.OfferEnded, conference.conference_id)
+    assert (ended.booking_id, ended.outcome) == (first.booking_id, events_pb2.OfferEnded.OUTCOME_CONFIRMED)
 
 
 def test_an_expired_offer_goes_to_the_end_of_the_line_and_frees_its_seat(uow, directory, new_user, tomorrow):
@@ -190,6 +192,8 @@ def test_an_expired_offer_goes_to_the_end_of_the_line_and_frees_its_seat(uow, di
     assert handlers.get_booking(uow(), second.booking.booking_id).waitlist_position == 1
     reasons = [e.reason for e in outbox_events(uow, events_pb2.SeatReleased, conference.conference_id)]
     assert reasons == [events_pb2.SeatReleased.REASON_CANCELED, events_pb2.SeatReleased.REASON_OFFER_EXPIRED]
+    [ended] = outbox_events(uow, events_pb2.OfferEnded, conference.conference_id)
+    assert (ended.booking_id, ended.outcome) == (offer.booking_id, events_pb2.OfferEnded.OUTCOME_EXPIRED)
     assert seats_held(uow, conference) == 0
 
 
@@ -217,6 +221,8 @@ def test_confirming_cancels_the_users_overlapping_waiting_and_pending_bookings(u
     assert status[on_elsewhere.booking.booking_id] is Status.WAITLISTED, "back to back is not an overlap"
     [released] = outbox_events(uow, events_pb2.SeatReleased, offered.conference_id)[1:]
     assert released.reason == events_pb2.SeatReleased.REASON_OVERLAP_REMOVED
+    [ended] = outbox_events(uow, events_pb2.OfferEnded, offered.conference_id)
+    assert (ended.booking_id, ended.outcome) == (on_offered.booking.booking_id, events_pb2.OfferEnded.OUTCOME_CANCELED)
     assert seats_held(uow, offered) == 0
 
 

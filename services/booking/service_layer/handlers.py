@@ -26,7 +26,6 @@ from services.booking.domain.errors import (
     UserNotFound,
 )
 from services.booking.domain.model import (
-    HOLDS_SEAT,
     Booking,
     BookingView,
     Conference,
@@ -38,6 +37,7 @@ from services.booking.domain.model import (
     expiry_outcome,
     offer_deadline,
     open_to_newcomers,
+    seat_change,
     status_for_new_booking,
 )
 from services.booking.service_layer.unit_of_work import BookingUnitOfWork
@@ -115,7 +115,7 @@ def confirm(uow: BookingUnitOfWork, booking_id: int, now: datetime) -> BookingVi
         for other in neighbours:
             if other.status is Status.CONFIRMED:
                 raise OverlappingBooking(booking.conference.name, other.conference.name)
-        confirmed = uow.bookings.move(booking, Status.CONFIRMED)
+        confirmed = _move(uow, booking, Status.CONFIRMED, now)
         _cancel_overlapping(uow, confirmed, neighbours, now)
         view = _view(uow, booking_id)
         uow.commit()
@@ -134,9 +134,7 @@ def cancel(uow: BookingUnitOfWork, booking_id: int, now: datetime) -> BookingVie
             raise BookingAlreadyCanceled(booking_id)
         if booking.conference.has_started(now):
             raise ConferenceStarted(booking.conference.name)
-        uow.bookings.move(booking, Status.CANCELED)
-        if booking.status in HOLDS_SEAT:
-            _seat_released(uow, booking, Reason.REASON_CANCELED)
+        _move(uow, booking, Status.CANCELED, now, reason=Reason.REASON_CANCELED)
         view = _view(uow, booking_id)
         uow.commit()
     return view
@@ -174,18 +172,9 @@ def offer_free_seats(uow: BookingUnitOfWork, conference_id: int, now: datetime, 
             return []
         deadline = offer_deadline(now, window, seats.conference)
         offers = [
-            uow.bookings.move(booking, Status.CONFIRMATION_PENDING, offer_deadline=deadline)
+            _move(uow, booking, Status.CONFIRMATION_PENDING, now, offer_deadline=deadline)
             for booking in uow.bookings.line_head(conference_id, seats.free)
         ]
-        for offer in offers:
-            uow.outbox.add(
-                events_pb2.OfferMade(
-                    booking_id=offer.booking_id,
-                    conference_id=conference_id,
-                    user_id=offer.user_id,
-                    deadline=to_timestamp(deadline),
-                )
-            )
         uow.commit()
     return offers
 
@@ -199,17 +188,20 @@ def expire_offer(uow: BookingUnitOfWork, booking_id: int, now: datetime) -> Expi
         booking = _find(uow, booking_id, lock=True)
         outcome = expiry_outcome(booking, now)
         if outcome is ExpiryOutcome.RETURNED_TO_LINE:
-            uow.bookings.move(booking, Status.WAITLISTED)
-            _seat_released(uow, booking, Reason.REASON_OFFER_EXPIRED)
+            _move(uow, booking, Status.WAITLISTED, now, reason=Reason.REASON_OFFER_EXPIRED)
         elif outcome is ExpiryOutcome.CANCELED:
-            uow.bookings.move(booking, Status.CANCELED)
+            _move(uow, booking, Status.CANCELED, now, reason=Reason.REASON_OFFER_EXPIRED)
         uow.commit()
     return outcome
 
 
 @retries_on_conflict
 def close_waitlist(uow: BookingUnitOfWork, conference_id: int, now: datetime) -> int:
-    """At the start, cancel every waiting and pending booking; returns how many (0 when repeated)."""
+    """At the start, cancel every waiting and pending booking; returns how many (0 when repeated).
+
+    One statement for the whole line; no events: nobody is owed a seat of a
+    conference that has begun, and the waitlist closes its offers itself.
+    """
     with uow:
         seats = uow.seats.lock([conference_id]).get(conference_id)
         if seats is None:
@@ -256,16 +248,54 @@ def _cancel_overlapping(
 ) -> None:
     """A confirmed booking cancels the user's waiting and pending bookings that overlap it."""
     for other in neighbours:
-        if other.booking_id == confirmed.booking_id:
-            continue
-        uow.bookings.move(other, Status.CANCELED)
-        if other.status in HOLDS_SEAT and not other.conference.has_started(now):
-            _seat_released(uow, other, Reason.REASON_OVERLAP_REMOVED)
+        if other.booking_id != confirmed.booking_id:
+            _move(uow, other, Status.CANCELED, now, reason=Reason.REASON_OVERLAP_REMOVED)
 
 
-def _seat_released(uow: BookingUnitOfWork, booking: Booking, reason: events_pb2.SeatReleased.Reason.ValueType) -> None:
-    uow.outbox.add(
-        events_pb2.SeatReleased(
-            conference_id=booking.conference.conference_id, booking_id=booking.booking_id, reason=reason
+def _move(
+    uow: BookingUnitOfWork,
+    booking: Booking,
+    target: Status,
+    now: datetime,
+    *,
+    reason: events_pb2.SeatReleased.Reason.ValueType = Reason.REASON_UNSPECIFIED,
+    offer_deadline: datetime | None = None,
+) -> Booking:
+    """Move one booking, and record in the outbox what the move means to others.
+
+    Every single-booking move goes through here, so that no path can forget an
+    event: a seat released before the start is owed to the line (`reason` says
+    why it was released), a new offer must be watched, an ended one no longer.
+    """
+    moved = uow.bookings.move(booking, target, offer_deadline=offer_deadline)
+    conference_id = booking.conference.conference_id
+    if seat_change(booking.status, target) < 0 and not booking.conference.has_started(now):
+        uow.outbox.add(
+            events_pb2.SeatReleased(conference_id=conference_id, booking_id=booking.booking_id, reason=reason)
         )
-    )
+    if booking.status is Status.CONFIRMATION_PENDING and booking.offer_deadline is not None:
+        uow.outbox.add(
+            events_pb2.OfferEnded(
+                booking_id=booking.booking_id,
+                conference_id=conference_id,
+                deadline=to_timestamp(booking.offer_deadline),
+                outcome=_OFFER_OUTCOMES[target],
+            )
+        )
+    if target is Status.CONFIRMATION_PENDING and moved.offer_deadline is not None:
+        uow.outbox.add(
+            events_pb2.OfferMade(
+                booking_id=booking.booking_id,
+                conference_id=conference_id,
+                user_id=booking.user_id,
+                deadline=to_timestamp(moved.offer_deadline),
+            )
+        )
+    return moved
+
+
+_OFFER_OUTCOMES = {
+    Status.CONFIRMED: events_pb2.OfferEnded.OUTCOME_CONFIRMED,
+    Status.CANCELED: events_pb2.OfferEnded.OUTCOME_CANCELED,
+    Status.WAITLISTED: events_pb2.OfferEnded.OUTCOME_EXPIRED,
+}

@@ -8,7 +8,7 @@ from enum import StrEnum
 
 
 class OfferState(StrEnum):
-    OPEN = "OPEN"  # the user may confirm until the deadline; expiry is scheduled
+    OPEN = "OPEN"  # pending: the user may confirm until the deadline; expiry is scheduled
     CLOSED = "CLOSED"  # confirmed, canceled, expired, or ended by the conference start
 
 

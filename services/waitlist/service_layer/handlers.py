@@ -29,6 +29,11 @@ def on_offer_made(event: events_pb2.OfferMade, uow: WaitlistUnitOfWork, *, timer
     uow.outbox.add(timer, exchange="", to=timer_queue)
 
 
+def on_offer_ended(event: events_pb2.OfferEnded, uow: WaitlistUnitOfWork) -> None:
+    """Confirmed, canceled or expired: its deadline no longer needs watching."""
+    uow.offers.close(event.booking_id, from_timestamp(event.deadline))
+
+
 def on_offer_expired(event: events_pb2.OfferExpired, uow: WaitlistUnitOfWork, *, promotions: Promotions) -> None:
     if promotions.expire_offer(event.booking_id).ends_offer:
         uow.offers.close(event.booking_id, from_timestamp(event.deadline))
