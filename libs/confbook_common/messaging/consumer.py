@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -20,6 +22,9 @@ from confbook_common.messaging.inbox import Inbox
 from confbook_common.worker import Backoff, Worker
 
 log = logging.getLogger(__name__)
+
+_INBOX_RETENTION = timedelta(days=7)
+_FORGET_EVERY_SECONDS = 3600
 
 
 class InboxUnitOfWork(Protocol):
@@ -74,6 +79,7 @@ class EventConsumer(Worker):
         self._declare_topology = declare_topology
         self._prefetch = prefetch
         self._connected = False
+        self._forgotten_at = time.monotonic()
 
     @property
     def healthy(self) -> bool:
@@ -92,10 +98,21 @@ class EventConsumer(Worker):
             self._connected = True
             while not self.stopping.is_set():
                 connection.process_data_events(time_limit=0.5)
+                self._forget_old_messages()
         finally:
             self._connected = False
             if connection.is_open:
                 connection.close()
+
+    def _forget_old_messages(self) -> None:
+        if time.monotonic() - self._forgotten_at < _FORGET_EVERY_SECONDS:
+            return
+        self._forgotten_at = time.monotonic()
+        with self._unit_of_work() as uow:
+            forgotten = uow.inbox.forget_before(datetime.now(UTC) - _INBOX_RETENTION)
+            uow.commit()
+        if forgotten:
+            log.info("%s: forgot %d handled message ids", self.name, forgotten)
 
     def _on_message(
         self,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Connection, DateTime, MetaData, Table, Text, func
+from datetime import datetime
+
+from sqlalchemy import Column, Connection, DateTime, MetaData, Table, Text, delete, func
 from sqlalchemy.dialects.postgresql import insert
 
 
@@ -31,3 +33,8 @@ class Inbox:
             .returning(self._table.c.message_id)
         ).first()
         return inserted is not None
+
+    def forget_before(self, cutoff: datetime) -> int:
+        """Drop ids handled before `cutoff`: redeliveries come within minutes, not weeks."""
+        table = self._table
+        return self._connection.execute(delete(table).where(table.c.processed_at < cutoff)).rowcount

@@ -104,7 +104,9 @@ class ServiceRuntime:
         while not self._stopping.is_set():
             results = {name: check() for name, check in self._checks.items()}
             for name, ok in results.items():
-                if last.get(name) != ok:
+                if name not in last:
+                    log.info("%s: %s is %s", self.name, name, "up" if ok else "starting")
+                elif last[name] != ok:
                     (log.info if ok else log.warning)("%s: %s is %s", self.name, name, "up" if ok else "down")
             last = results
             status = health_pb2.HealthCheckResponse.SERVING

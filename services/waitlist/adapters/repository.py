@@ -34,6 +34,19 @@ class OfferRepository:
             )
         )
 
+    def is_open(self, booking_id: int, deadline: datetime) -> bool:
+        """Whether the offer with this deadline is still watched (not ended, not replaced by a newer offer)."""
+        return (
+            self._connection.execute(
+                select(offers.c.booking_id).where(
+                    offers.c.booking_id == booking_id,
+                    offers.c.state == OfferState.OPEN.value,
+                    offers.c.deadline == deadline,
+                )
+            ).first()
+            is not None
+        )
+
     def close(self, booking_id: int, deadline: datetime) -> None:
         """Stop watching the offer that had this deadline (not a newer one)."""
         self._connection.execute(

@@ -35,8 +35,11 @@ def on_offer_ended(event: events_pb2.OfferEnded, uow: WaitlistUnitOfWork) -> Non
 
 
 def on_offer_expired(event: events_pb2.OfferExpired, uow: WaitlistUnitOfWork, *, promotions: Promotions) -> None:
+    deadline = from_timestamp(event.deadline)
+    if not uow.offers.is_open(event.booking_id, deadline):
+        return  # ended meanwhile (OfferEnded), or replaced by a newer offer with its own timer
     if promotions.expire_offer(event.booking_id).ends_offer:
-        uow.offers.close(event.booking_id, from_timestamp(event.deadline))
+        uow.offers.close(event.booking_id, deadline)
 
 
 def on_conference_started(
