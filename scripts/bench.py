@@ -584,17 +584,12 @@ def run(options: Options) -> Report:
 
 def prepare_infrastructure() -> Infrastructure:
     progress(f"preparing PostgreSQL and RabbitMQ (state in {STATE_DIR.relative_to(REPO_ROOT)})")
-    try:
-        return sandbox.prepare(
-            STATE_DIR,
-            os.environ.get("BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL,
-            os.environ.get("BENCH_AMQP_URL") or DEFAULT_AMQP_URL,
-            window_seconds=WINDOW_SECONDS,
-        )
-    except BaseException:
-        # prepare undoes its own starts only when starting fails, not when migrating or clearing queues does.
-        infra.down(STATE_DIR)
-        raise
+    return sandbox.prepare(
+        STATE_DIR,
+        os.environ.get("BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL,
+        os.environ.get("BENCH_AMQP_URL") or DEFAULT_AMQP_URL,
+        window_seconds=WINDOW_SECONDS,
+    )
 
 
 def progress(message: str) -> None:

@@ -13,7 +13,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,9 +47,13 @@ def prepare(state_dir: Path, database_url: str, amqp_url: str, *, window_seconds
     """PostgreSQL and RabbitMQ at the URLs (private ones started if none answer), a freshly migrated
     database, and none of the queues an earlier run may have left messages in."""
     outcomes = infra.up(state_dir, database_url, amqp_url)
-    _recreate_database(database_url)
-    migrate_all(Env({"DATABASE_URL": database_url}))
-    _delete_queues(amqp_url, window_seconds)
+    try:
+        _recreate_database(database_url)
+        migrate_all(Env({"DATABASE_URL": database_url}))
+        _delete_queues(amqp_url, window_seconds)
+    except BaseException:  # a failure or Ctrl-C: stop what `up` started
+        infra.down(state_dir)
+        raise
     return Infrastructure(
         database_url, amqp_url, state_dir, broker_is_ours=outcomes[infra.RABBITMQ] is not infra.Outcome.REUSED
     )
@@ -80,6 +83,13 @@ def _delete_queues(amqp_url: str, window_seconds: int) -> None:
     connection.close()
 
 
+_SETTINGS = ("DATABASE_URL", "DB_PASSWORD", "GRPC_HOST", "GRPC_PORT", "AMQP_URL", "GATEWAY_PORT", "LISTEN_HOST")
+
+
+def _is_setting(name: str) -> bool:
+    return name.endswith(_SETTINGS) or name == "CONFIRMATION_WINDOW_SECONDS"
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -104,8 +114,10 @@ class Stack:
         return f"127.0.0.1:{self.ports[service]}"
 
     def env(self) -> Mapping[str, str]:
+        # The caller's own confbook settings (a BOOKING_DATABASE_URL, say) must not leak in.
+        inherited = {key: value for key, value in os.environ.items() if not _is_setting(key)}
         return {
-            **os.environ,
+            **inherited,
             **self.infrastructure.env(),
             "GATEWAY_PORT": str(self.ports["gateway"]),
             **{f"{service.upper()}_GRPC_PORT": str(port) for service, port in self.ports.items()},
@@ -119,15 +131,14 @@ class Stack:
 
     def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> int:
         process = self.processes.pop(name)
-        process.send_signal(sig)
+        os.killpg(process.pid, sig)  # each process leads its own session
         return process.wait(timeout=15)
 
     def stop(self) -> None:
+        """SIGTERM everything, and SIGKILL whatever has not stopped after 15 s."""
+        infra.terminate_process_groups([process.pid for process in self.processes.values()], timeout=15)
         for process in self.processes.values():
-            process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
-            with suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=15)
+            process.wait()
         self.processes.clear()
 
     def wait_ready(self, timeout: float = 60.0) -> None:

@@ -13,5 +13,6 @@ def configure_logging(process: str, env: Env | None = None) -> None:
     if not isinstance(level, int):
         raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level_name!r}")
     logging.basicConfig(level=level, format=f"%(asctime)s %(levelname)s {process} %(name)s: %(message)s")
-    # pika logs every connection attempt at INFO; keep its warnings only.
-    logging.getLogger("pika").setLevel(max(logging.WARNING, level))
+    # pika logs each failed connection attempt as several ERRORs with a traceback; the
+    # workers already log one line per failure and retry, so keep only pika's worst.
+    logging.getLogger("pika").setLevel(logging.CRITICAL)

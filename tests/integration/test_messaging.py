@@ -16,7 +16,12 @@ from confbook.events.v1 import events_pb2
 from confbook_common.errors import DependencyUnavailable
 from confbook_common.messaging.consumer import EventConsumer, Subscription
 from confbook_common.messaging.relay import OutboxRelay
-from confbook_common.messaging.topology import DEAD_LETTER_QUEUE, EVENTS_EXCHANGE, declare_event_queue
+from confbook_common.messaging.topology import (
+    DEAD_LETTER_QUEUE,
+    EVENTS_EXCHANGE,
+    declare_delay_queue,
+    declare_event_queue,
+)
 from scripts.sandbox import Infrastructure
 from services.waitlist.adapters import tables
 from services.waitlist.service_layer.unit_of_work import WaitlistUnitOfWork
@@ -140,6 +145,23 @@ def test_the_running_relay_publishes_what_is_committed(infrastructure, uow, wait
         relay.stop()
         relay.join(timeout=10)
     assert properties.message_id == message_id
+
+
+def test_a_delay_queue_hands_messages_on_after_its_delay_and_not_before(channel):
+    delay_queue, due_queue = f"test.timers.{uuid.uuid4().hex}", f"test.due.{uuid.uuid4().hex}"
+    channel.queue_declare(due_queue, exclusive=True)
+    declare_delay_queue(channel, delay_queue, delay_seconds=1, then_to_queue=due_queue)
+    try:
+        sent = {}
+        for booking_id in (1, 2):
+            message_id = str(uuid.uuid4())
+            publish(channel, delay_queue, events_pb2.OfferExpired(booking_id=booking_id), message_id=message_id)
+            sent[message_id] = time.monotonic()
+        arrivals = [(get_one(channel, due_queue)[0].message_id, time.monotonic()) for _ in sent]
+    finally:
+        channel.queue_delete(delay_queue)
+    assert [message_id for message_id, _ in arrivals] == list(sent), "in the order they were sent"
+    assert all(arrived - sent[message_id] >= 1.0 for message_id, arrived in arrivals), "never early"
 
 
 class Recorder:

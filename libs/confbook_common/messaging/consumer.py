@@ -51,6 +51,10 @@ class Subscription:
     handler: Callable[[Any, Any], None]
 
 
+class ConsumerCanceled(Exception):
+    """The broker stopped delivering to us; the worker starts over."""
+
+
 def is_transient(error: BaseException) -> bool:
     return isinstance(error, DependencyUnavailable) or is_transient_db_error(error)
 
@@ -91,6 +95,9 @@ class EventConsumer(Worker):
             channel = connection.channel()
             self._declare_topology(channel)
             channel.basic_qos(prefetch_count=self._prefetch)
+            canceled: list[str] = []
+            # The broker cancels a consumer whose queue was deleted: reconnect and declare it again.
+            channel.add_on_cancel_callback(lambda frame: canceled.append(frame.method.consumer_tag))
             for subscription in self._subscriptions:
                 channel.basic_consume(
                     subscription.queue, on_message_callback=partial(self._on_message, connection, subscription)
@@ -98,6 +105,8 @@ class EventConsumer(Worker):
             self._connected = True
             while not self.stopping.is_set():
                 connection.process_data_events(time_limit=0.5)
+                if canceled:
+                    raise ConsumerCanceled(f"the broker canceled consumer {canceled[0]} (queue deleted?)")
                 self._forget_old_messages()
         finally:
             self._connected = False

@@ -236,7 +236,7 @@ class BookingRepository:
                     status=target.value,
                     join_order=waitlist_join_order.next_value() if target is Status.WAITLISTED else None,
                     offer_deadline=offer_deadline if target is Status.CONFIRMATION_PENDING else None,
-                    updated_at=func.now(),
+                    updated_at=func.statement_timestamp(),
                 )
             )
         except IntegrityError as error:
@@ -261,7 +261,12 @@ class BookingRepository:
             self._connection.execute(
                 update(bookings)
                 .where(bookings.c.booking_id == line.c.booking_id)
-                .values(status=Status.CANCELED.value, join_order=None, offer_deadline=None, updated_at=func.now())
+                .values(
+                    status=Status.CANCELED.value,
+                    join_order=None,
+                    offer_deadline=None,
+                    updated_at=func.statement_timestamp(),
+                )
                 .returning(line.c.status)
             )
             .scalars()

@@ -148,13 +148,10 @@ class SeatAvailability:
 def offer_deadline(now: datetime, window: timedelta, conference: Conference) -> datetime:
     """An offer lasts the confirmation window, but never past the conference start.
 
-    Rounded up to a whole second: deadlines are shown to the second, and the one
-    shown must be the one enforced (and never shorter than the window).
+    Exact, not rounded: the offer's timer fires one window after the offer, so a
+    deadline any later would find the timer early (see docs/adr/0007).
     """
-    end_of_window = now + window
-    if end_of_window.microsecond:
-        end_of_window = end_of_window.replace(microsecond=0) + timedelta(seconds=1)
-    return min(end_of_window, conference.start)
+    return min(now + window, conference.start)
 
 
 class ExpiryOutcome(StrEnum):

@@ -29,7 +29,7 @@ class OfferRepository:
         self._connection.execute(
             statement.on_conflict_do_update(
                 index_elements=[offers.c.booking_id],
-                set_={"deadline": deadline, "state": OfferState.OPEN.value, "updated_at": func.now()},
+                set_={"deadline": deadline, "state": OfferState.OPEN.value, "updated_at": func.statement_timestamp()},
                 where=offers.c.deadline < statement.excluded.deadline,
             )
         )
@@ -52,14 +52,14 @@ class OfferRepository:
         self._connection.execute(
             update(offers)
             .where(offers.c.booking_id == booking_id, offers.c.deadline <= deadline)
-            .values(state=OfferState.CLOSED.value, updated_at=func.now())
+            .values(state=OfferState.CLOSED.value, updated_at=func.statement_timestamp())
         )
 
     def close_conference(self, conference_id: int) -> None:
         self._connection.execute(
             update(offers)
             .where(offers.c.conference_id == conference_id, offers.c.state == OfferState.OPEN.value)
-            .values(state=OfferState.CLOSED.value, updated_at=func.now())
+            .values(state=OfferState.CLOSED.value, updated_at=func.statement_timestamp())
         )
 
     def lock_overdue(self, now: datetime, limit: int) -> list[Offer]:

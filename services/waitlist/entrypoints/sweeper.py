@@ -25,5 +25,5 @@ class OverdueOfferSweeper(Worker):
         while not self.stopping.is_set():
             swept = handlers.expire_overdue_offers(self._uow(), self._promotions, utc_now())
             if swept:
-                log.info("expired %d overdue offer(s) the timers had not", swept)
+                log.info("expired %d offer(s) past their deadline", swept)
             self.stopping.wait(SWEEP_EVERY_SECONDS)

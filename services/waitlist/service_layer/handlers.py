@@ -7,6 +7,7 @@ after a crash repeats them harmlessly.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from confbook.events.v1 import events_pb2
@@ -14,6 +15,8 @@ from confbook_common.timestamps import from_timestamp
 from services.waitlist.adapters.promotions import Promotions
 from services.waitlist.domain.model import Offer
 from services.waitlist.service_layer.unit_of_work import WaitlistUnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 def on_seat_released(event: events_pb2.SeatReleased, uow: WaitlistUnitOfWork, *, promotions: Promotions) -> None:
@@ -38,7 +41,9 @@ def on_offer_expired(event: events_pb2.OfferExpired, uow: WaitlistUnitOfWork, *,
     deadline = from_timestamp(event.deadline)
     if not uow.offers.is_open(event.booking_id, deadline):
         return  # ended meanwhile (OfferEnded), or replaced by a newer offer with its own timer
-    if promotions.expire_offer(event.booking_id).ends_offer:
+    outcome = promotions.expire_offer(event.booking_id)
+    log.info("offer to booking %d due at %s: %s", event.booking_id, deadline.isoformat(), outcome.value)
+    if outcome.ends_offer:
         uow.offers.close(event.booking_id, deadline)
 
 
