@@ -15,7 +15,7 @@ export TEST_DATABASE_URL TEST_AMQP_URL
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
 	@echo "  Settings (environment or make VAR=value): GATEWAY_PORT [8080], CONFERENCE_GRPC_PORT [50051],"
 	@echo "  BOOKING_GRPC_PORT [50052], WAITLIST_GRPC_PORT [50053], CONFIRMATION_WINDOW_SECONDS [3600],"
