@@ -431,14 +431,20 @@ async def bench_promotion(connections: Connections, options: Options, report: Re
     report.timing("cancel → head offered the seat", delays)
 
 
-async def promotion_delay(connections: Connections) -> float:
+async def offer_to_the_head(connections: Connections) -> tuple[Row, Row, list[int]]:
+    """A full one-seat conference with a line of two whose holder cancels: the canceled booking, the head's
+    offer, and the ids of the head and the second in line."""
     gateway, table = connections.gateway, connections.table
     conference = await gateway.create_conference(slots=1)
     holder, head, second = await book_in_order(gateway, conference, 3)
     await gateway.cancel(holder)
     offered = (await table.wait_for_status([head], PENDING))[head]
-    canceled = table.read([holder])[holder]
-    await retire(gateway, [head, second])
+    return table.read([holder])[holder], offered, [head, second]
+
+
+async def promotion_delay(connections: Connections) -> float:
+    canceled, offered, line = await offer_to_the_head(connections)
+    await retire(connections.gateway, line)
     return seconds_between(canceled.updated_at, offered.updated_at)
 
 
@@ -499,13 +505,10 @@ async def bench_expiry(connections: Connections, options: Options, report: Repor
 
 
 async def expiry_lateness(connections: Connections) -> float:
-    gateway, table = connections.gateway, connections.table
-    conference = await gateway.create_conference(slots=1)
-    holder, first, second = await book_in_order(gateway, conference, 3)
-    await gateway.cancel(holder)
-    offer = (await table.wait_for_status([first], PENDING))[first]
-    returned = (await table.wait_for_status([first], WAITLISTED))[first]
-    await retire(gateway, [first, second])
+    _, offer, line = await offer_to_the_head(connections)
+    head = line[0]
+    returned = (await connections.table.wait_for_status([head], WAITLISTED))[head]
+    await retire(connections.gateway, line)
     assert offer.offer_deadline is not None  # the schema requires one while pending
     return seconds_between(offer.offer_deadline, returned.updated_at)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime
-from typing import Self
 
 from services.conference.domain.errors import ConferenceNameTaken
 from services.conference.domain.model import Conference, NewConference, name_key
+from tests.fakes import FakeUnitOfWork
 
 
 class FakeConferenceRepository:
@@ -29,16 +29,6 @@ class FakeConferenceRepository:
         return self._by_key.get(name_key(name))
 
 
-class FakeUnitOfWork:
+class FakeConferenceUnitOfWork(FakeUnitOfWork):
     def __init__(self, conferences: FakeConferenceRepository) -> None:
         self.conferences = conferences
-        self.committed = False
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        pass
-
-    def commit(self) -> None:
-        self.committed = True

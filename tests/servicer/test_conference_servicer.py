@@ -11,7 +11,7 @@ import pytest
 from confbook.conference.v1 import conference_pb2
 from confbook_common.timestamps import from_timestamp, to_timestamp
 from services.conference.entrypoints.grpc_servicer import ConferenceServicer
-from tests.servicer.fakes import FakeConferenceRepository, FakeUnitOfWork
+from tests.servicer.fakes import FakeConferenceRepository, FakeConferenceUnitOfWork
 
 SERVICE = conference_pb2.DESCRIPTOR.services_by_name["ConferenceService"]
 START = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
@@ -20,7 +20,7 @@ START = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
 @pytest.fixture
 def server():
     repository = FakeConferenceRepository()
-    servicer = ConferenceServicer(lambda: FakeUnitOfWork(repository))  # type: ignore[arg-type, return-value]
+    servicer = ConferenceServicer(lambda: FakeConferenceUnitOfWork(repository))  # type: ignore[arg-type, return-value]
     return grpc_testing.server_from_dictionary({SERVICE: servicer}, grpc_testing.strict_real_time())
 
 

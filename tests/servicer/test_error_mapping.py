@@ -16,7 +16,7 @@ from confbook.conference.v1 import conference_pb2, conference_pb2_grpc
 from confbook_common.rpc.errors import ErrorMappingInterceptor, error_reason
 from services.conference.domain.model import Conference
 from services.conference.entrypoints.grpc_servicer import ConferenceServicer
-from tests.servicer.fakes import FakeConferenceRepository, FakeUnitOfWork
+from tests.servicer.fakes import FakeConferenceRepository, FakeConferenceUnitOfWork
 
 
 class FailingRepository(FakeConferenceRepository):
@@ -31,7 +31,7 @@ class FailingRepository(FakeConferenceRepository):
 @contextmanager
 def serve(repository: FakeConferenceRepository) -> Iterator[conference_pb2_grpc.ConferenceServiceStub]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), interceptors=[ErrorMappingInterceptor()])
-    servicer = ConferenceServicer(lambda: FakeUnitOfWork(repository))  # type: ignore[arg-type, return-value]
+    servicer = ConferenceServicer(lambda: FakeConferenceUnitOfWork(repository))  # type: ignore[arg-type, return-value]
     conference_pb2_grpc.add_ConferenceServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, Self
+from typing import Any
 
 import pytest
 
@@ -11,6 +11,7 @@ from confbook.events.v1 import events_pb2
 from confbook_common.timestamps import to_timestamp
 from services.waitlist.domain.model import ExpiryOutcome, Offer, OfferState
 from services.waitlist.service_layer import handlers
+from tests.fakes import FakeUnitOfWork
 
 pytestmark = pytest.mark.unit
 
@@ -55,20 +56,10 @@ class FakeOutbox:
         return "id"
 
 
-class FakeUnitOfWork:
+class FakeWaitlistUnitOfWork(FakeUnitOfWork):
     def __init__(self) -> None:
         self.offers = FakeOffers()
         self.outbox = FakeOutbox()
-        self.committed = False
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        pass
-
-    def commit(self) -> None:
-        self.committed = True
 
 
 class FakePromotions:
@@ -92,8 +83,8 @@ class FakePromotions:
 
 
 @pytest.fixture
-def uow() -> FakeUnitOfWork:
-    return FakeUnitOfWork()
+def uow() -> FakeWaitlistUnitOfWork:
+    return FakeWaitlistUnitOfWork()
 
 
 def expired_timer(booking_id: int = 7) -> events_pb2.OfferExpired:
