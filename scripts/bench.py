@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from confbook.booking.v1 import booking_pb2, booking_pb2_grpc
 from scripts import infra, sandbox
 from scripts.sandbox import Infrastructure, Stack
+from scripts.stack import StackError
 from services.booking.adapters.tables import bookings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -609,7 +610,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         progress("interrupted; everything it started is stopped")
         return 130
-    except (BenchError, RuntimeError, infra.InfraError) as error:
+    except (BenchError, StackError, infra.InfraError) as error:
         progress(f"failed: {error} (logs in {(STATE_DIR / 'logs').relative_to(REPO_ROOT)})")
         return 1
     print(report.text(), end="")

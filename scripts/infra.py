@@ -70,7 +70,6 @@ class Instance:
     started_by_us: bool
     url: str | None = None
     pid: int | None = None  # None while stopped
-    pgid: int | None = None
     data_dir: str | None = None
     log_file: str | None = None
     # RabbitMQ only: its data lives under its node name, so every start uses the same name; its ports are kept too.
@@ -142,7 +141,7 @@ def stop_rabbitmq(state_dir: Path) -> None:
     record = load_record(state_dir)
     instance = _own_rabbitmq(record, state_dir)
     log.info("rabbitmq: %s", _stop(RABBITMQ, instance))
-    instance.pid = instance.pgid = None
+    instance.pid = None
     _save_record(state_dir, record)
 
 
@@ -327,7 +326,7 @@ def _await_start(state_dir: Path, record: Record, kind: str, instance: Instance,
         _wait_until_answers(kind, instance.url, instance)
     except InfraError:
         _stop(kind, instance)
-        instance.pid = instance.pgid = None
+        instance.pid = None
         _save_record(state_dir, record)
         raise
     log.info("%s started on %s:%d in %.1f s", kind, instance.host, instance.port, time.monotonic() - started)
@@ -370,7 +369,8 @@ def _log_hint(instance: Instance) -> str:
 # --- PostgreSQL -------------------------------------------------------------------------------------------------
 
 
-def _connect_postgres(target: URL, database: str | None = None) -> Any:
+def connect_postgres(target: URL, database: str | None = None) -> Any:
+    """A psycopg2 connection with the URL's credentials, to its database or the one named."""
     return psycopg2.connect(
         host=target.host,
         port=target.port or 5432,
@@ -385,7 +385,7 @@ def _probe_postgres(url: str) -> str | None:
     """None when the URL's database lets us in (created first if only it was missing), else why not."""
     target = make_url(url)
     try:
-        _connect_postgres(target).close()
+        connect_postgres(target).close()
     except psycopg2.OperationalError as error:
         if f'database "{target.database}" does not exist' not in str(error):
             return " ".join(str(error).split())
@@ -395,7 +395,7 @@ def _probe_postgres(url: str) -> str | None:
 
 def _create_database(target: URL) -> None:
     try:
-        connection = _connect_postgres(target, database="postgres")
+        connection = connect_postgres(target, database="postgres")
     except psycopg2.Error as error:
         raise InfraError(f"database {target.database} does not exist and we cannot create it: {error}") from None
     connection.autocommit = True  # CREATE DATABASE cannot run in a transaction
@@ -447,7 +447,6 @@ def _start_postgres(state_dir: Path, record: Record, url: str, previous: Instanc
         started_by_us=True,
         url=url,
         pid=process.pid,
-        pgid=process.pid,
         data_dir=str(data_dir),
         log_file=str(log_path),
     )
@@ -576,7 +575,7 @@ def _start_rabbitmq(state_dir: Path, record: Record, instance: Instance) -> None
             [RABBITMQ_SERVER], env=environment, stdin=subprocess.DEVNULL, stdout=log_file,
             stderr=subprocess.STDOUT, cwd=base, start_new_session=True, **_run_as(RABBITMQ),
         )  # fmt: skip
-    instance.pid = instance.pgid = process.pid
+    instance.pid = process.pid
     _await_start(state_dir, record, RABBITMQ, instance, started)
 
 

@@ -9,15 +9,11 @@ import os
 import signal
 import socket
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pika
-import psycopg2
 from psycopg2 import sql
 from sqlalchemy.engine import make_url
 
@@ -25,7 +21,7 @@ from confbook_common.messaging.topology import DEAD_LETTER_QUEUE
 from confbook_common.settings import Env
 from scripts import infra
 from scripts.migrate import migrate_all
-from scripts.stack import MODULES, launch
+from scripts.stack import MODULES, launch, wait_until_ready
 from services.waitlist.adapters import topology as waitlist_topology
 
 
@@ -65,10 +61,8 @@ def release(infrastructure: Infrastructure) -> None:
 
 def _recreate_database(database_url: str) -> None:
     url = make_url(database_url)
-    connection = psycopg2.connect(
-        host=url.host, port=url.port, user=url.username, password=url.password, dbname="postgres"
-    )
-    connection.autocommit = True
+    connection = infra.connect_postgres(url, database="postgres")
+    connection.autocommit = True  # DROP/CREATE DATABASE cannot run in a transaction
     with connection.cursor() as cursor:
         cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(url.database)))
         cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(url.database)))
@@ -141,19 +135,6 @@ class Stack:
             process.wait()
         self.processes.clear()
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self) -> None:
         """Until /readyz says every service, and the database and broker each uses, is up."""
-        last = "no answer"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for name, process in self.processes.items():
-                if process.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {process.returncode}; see {self.log_dir / name}.log")
-            try:
-                with urllib.request.urlopen(f"{self.base_url}/readyz", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError) as error:
-                last = str(error)
-            time.sleep(0.2)
-        raise RuntimeError(f"the stack did not become ready within {timeout:.0f}s: {last}")
+        wait_until_ready(self.base_url, self.processes, self.log_dir)

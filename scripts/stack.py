@@ -70,7 +70,7 @@ def up(env: Env) -> int:
     stack = Stack()
     try:
         _start(env, stack)
-        _wait_until_ready(env, stack)
+        wait_until_ready(_gateway_url(env), stack.processes, LOG_DIR)
     except BaseException:  # a failure, a failed migration or Ctrl-C: leave nothing half-started behind
         _stop(stack)
         raise
@@ -84,10 +84,10 @@ def run(env: Env) -> int:
     stack = Stack()
     try:
         _start(env, stack)
-        _wait_until_ready(env, stack)
+        wait_until_ready(_gateway_url(env), stack.processes, LOG_DIR)
         _print_summary(env, "Ctrl-C stops everything.")
         name, code = _wait_for_first_exit(stack)
-        print(f"\n{name} exited unexpectedly ({_exit_reason(code)})\n{_log_section(name)}", file=sys.stderr)
+        print(f"\n{name} exited unexpectedly ({_exit_reason(code)})\n{_log_section(name, LOG_DIR)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\nstopping...")
@@ -114,7 +114,7 @@ def status(env: Env) -> int:
     for child in children:
         state = "running" if child.is_running() else "NOT running"
         print(f"{child.name}: pid {child.pid} {state}; log {_relative(Path(child.log_file))}")
-    problem = _readiness_problem(env)
+    problem = readiness_problem(_gateway_url(env))
     print(f"gateway {_gateway_url(env)}/readyz: {'ready (200)' if problem is None else f'not ready ({problem})'}")
     for line in infra.status(STATE_DIR, env.admin_database_url(), env.amqp_url()):
         print(line)
@@ -172,22 +172,28 @@ def _check_ports_free(env: Env) -> None:
         infra.wait_until_bindable("127.0.0.1", port)
 
 
-def _wait_until_ready(env: Env, stack: Stack) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while (problem := _readiness_problem(env)) is not None:
-        exited = {name: process.returncode for name, process in stack.processes.items() if process.poll() is not None}
+def wait_until_ready(
+    gateway_url: str,
+    processes: Mapping[str, subprocess.Popen[bytes]],
+    log_dir: Path,
+    timeout: float = READY_TIMEOUT,
+) -> None:
+    """Until GET /readyz answers 200; StackError, with the logs' last lines, if a process exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while (problem := readiness_problem(gateway_url)) is not None:
+        exited = {name: process.returncode for name, process in processes.items() if process.poll() is not None}
         if exited:
-            raise StackError(_exit_report(exited))
+            raise StackError(_exit_report(exited, log_dir))
         if time.monotonic() > deadline:
-            tails = "\n".join(_log_section(name) for name in stack.processes)
-            raise StackError(f"GET /readyz did not answer 200 within {READY_TIMEOUT:.0f} s ({problem})\n{tails}")
-        time.sleep(0.5)
+            tails = "\n".join(_log_section(name, log_dir) for name in processes)
+            raise StackError(f"GET /readyz did not answer 200 within {timeout:.0f} s ({problem})\n{tails}")
+        time.sleep(0.2)
 
 
-def _readiness_problem(env: Env) -> str | None:
+def readiness_problem(gateway_url: str) -> str | None:
     """None when GET /readyz answers 200, else what it said."""
     try:
-        with urllib.request.urlopen(f"{_gateway_url(env)}/readyz", timeout=2) as response:
+        with urllib.request.urlopen(f"{gateway_url}/readyz", timeout=2) as response:
             return None if response.status == 200 else f"HTTP {response.status}"
     except urllib.error.HTTPError as error:
         return f"HTTP {error.code} {error.read(300).decode(errors='replace')}".strip()
@@ -254,17 +260,17 @@ def _gateway_url(env: Env) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{env.port('GATEWAY_PORT', 8080)}"
 
 
-def _exit_report(exited: dict[str, int]) -> str:
+def _exit_report(exited: dict[str, int], log_dir: Path) -> str:
     names = ", ".join(f"{name} ({_exit_reason(code)})" for name, code in exited.items())
-    return f"exited while starting: {names}\n" + "\n".join(_log_section(name) for name in exited)
+    return f"exited while starting: {names}\n" + "\n".join(_log_section(name, log_dir) for name in exited)
 
 
 def _exit_reason(returncode: int) -> str:
     return f"killed by {signal.Signals(-returncode).name}" if returncode < 0 else f"exit code {returncode}"
 
 
-def _log_section(name: str) -> str:
-    path = LOG_DIR / f"{name}.log"
+def _log_section(name: str, log_dir: Path) -> str:
+    path = log_dir / f"{name}.log"
     return f"--- last lines of {_relative(path)} ---\n{infra.log_tail(path, 20)}"
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -26,17 +25,6 @@ def stack(infrastructure: Infrastructure) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
-
-
-def eventually(probe: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.1) -> T:
-    """Poll until `probe` returns something truthy (and return it), or fail with its last answer."""
-    deadline = time.monotonic() + timeout
-    result = probe()
-    while not result and time.monotonic() < deadline:
-        time.sleep(interval)
-        result = probe()
-    assert result, f"still {result!r} after {timeout}s"
-    return result
 
 
 def wire_time(moment: datetime) -> str:

@@ -8,7 +8,7 @@ import pytest
 
 from scripts import infra
 from tests.conftest import E2E_WINDOW_SECONDS, STATE_DIR
-from tests.e2e.conftest import eventually
+from tests.waiting import eventually
 
 
 def full_conference_with_line(api, waiting):

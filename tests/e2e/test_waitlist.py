@@ -15,7 +15,8 @@ import grpc
 
 from confbook.waitlist.v1 import waitlist_pb2, waitlist_pb2_grpc
 from tests.conftest import E2E_WINDOW_SECONDS
-from tests.e2e.conftest import assert_error, eventually
+from tests.e2e.conftest import assert_error
+from tests.waiting import eventually
 
 WINDOW = timedelta(seconds=E2E_WINDOW_SECONDS)
 

@@ -26,6 +26,7 @@ from scripts.sandbox import Infrastructure
 from services.waitlist.adapters import tables
 from services.waitlist.service_layer.unit_of_work import WaitlistUnitOfWork
 from tests.integration.conftest import engine_for
+from tests.waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -219,15 +220,6 @@ def publish(channel, queue, event, *, message_id, message_type=None):
     )
 
 
-def wait_until(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
 def queue_depth(channel, queue):
     return channel.queue_declare(queue, passive=True).method.message_count
 
@@ -242,7 +234,7 @@ def test_a_redelivered_message_is_handled_once(consume, channel):
     publish(channel, queue, event, message_id=message_id)
     publish(channel, queue, event, message_id=str(uuid.uuid4()))
 
-    wait_until(lambda: len(recorder.seen) == 2 and queue_depth(channel, queue) == 0)
+    eventually(lambda: len(recorder.seen) == 2 and queue_depth(channel, queue) == 0)
     time.sleep(0.3)
     assert recorder.seen == [booking_id, booking_id], "the duplicate was skipped, the new message handled"
 
@@ -252,7 +244,7 @@ def test_a_transient_failure_is_retried_until_it_succeeds(consume, channel):
     queue = consume(recorder)
     event = events_pb2.SeatReleased(conference_id=1, booking_id=uuid.uuid4().int % 10**12)
     publish(channel, queue, event, message_id=str(uuid.uuid4()))
-    wait_until(lambda: recorder.seen == [event.booking_id])
+    eventually(lambda: recorder.seen == [event.booking_id])
 
 
 def test_a_message_that_cannot_be_handled_goes_to_the_dead_letters(consume, channel):
@@ -263,7 +255,7 @@ def test_a_message_that_cannot_be_handled_goes_to_the_dead_letters(consume, chan
     publish(channel, queue, poison, message_id=str(uuid.uuid4()))
     publish(channel, queue, poison, message_id=str(uuid.uuid4()), message_type="confbook.events.v1.Unknown")
 
-    wait_until(lambda: queue_depth(channel, DEAD_LETTER_QUEUE) == 2)
+    eventually(lambda: queue_depth(channel, DEAD_LETTER_QUEUE) == 2)
     assert recorder.seen == []
     assert queue_depth(channel, queue) == 0
 
@@ -274,7 +266,7 @@ def test_handled_messages_commit_with_their_effect(consume, channel, uow):
     event = events_pb2.SeatReleased(conference_id=1, booking_id=uuid.uuid4().int % 10**12)
     message_id = str(uuid.uuid4())
     publish(channel, queue, event, message_id=message_id)
-    wait_until(lambda: recorder.seen == [event.booking_id])
+    eventually(lambda: recorder.seen == [event.booking_id])
     with uow() as unit:
         handled = unit.connection.execute(
             select(tables.processed_messages).where(tables.processed_messages.c.message_id == message_id)

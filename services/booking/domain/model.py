@@ -22,7 +22,6 @@ class Status(StrEnum):
 
 
 HOLDS_SEAT = frozenset({Status.CONFIRMED, Status.CONFIRMATION_PENDING})
-ACTIVE = frozenset({Status.CONFIRMED, Status.WAITLISTED, Status.CONFIRMATION_PENDING})
 
 # Every move a booking may make; anything else is a bug, refused before it reaches the database.
 TRANSITIONS: dict[Status, frozenset[Status]] = {
