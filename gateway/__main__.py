@@ -3,13 +3,23 @@ import sys
 import uvicorn
 
 from confbook_common.logging_setup import configure_logging
-from confbook_common.settings import ConfigError
-from gateway.app import create_app
+from confbook_common.settings import ConfigError, Env
 from gateway.config import GatewayConfig
 
 try:
     configure_logging("gateway")
     config = GatewayConfig.from_env()
+    workers = Env().workers()
 except ConfigError as error:
     sys.exit(f"gateway: {error}")
-uvicorn.run(create_app(config), host=config.host, port=config.port, log_config=None, access_log=False)
+# With workers > 1, uvicorn's parent binds the port, starts that many worker processes (each
+# building the app from the environment), restarts one that dies and stops them on SIGTERM.
+uvicorn.run(
+    "gateway.app:create_app_from_env",
+    factory=True,
+    workers=workers,
+    host=config.host,
+    port=config.port,
+    log_config=None,
+    access_log=False,
+)

@@ -437,6 +437,8 @@ def _start_postgres(state_dir: Path, record: Record, url: str, previous: Instanc
         socket_dir = str(data_dir) if len(str(data_dir)) < 80 else ""
         command = [str(bin_dir / "postgres"), "-D", str(data_dir), "-p", str(port)]
         command += ["-c", f"listen_addresses={_listen_address(host)}", "-c", f"unix_socket_directories={socket_dir}"]
+        # Each service process keeps a pool; several workers and replicas of each need more than the default 100.
+        command += ["-c", "max_connections=400"]
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
             cwd=data_dir, start_new_session=True, **_run_as(POSTGRES),

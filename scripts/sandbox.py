@@ -90,13 +90,26 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def replicas_from_env() -> int:
+    """REPLICAS: how many copies of each service a throw-away stack runs (default 1)."""
+    return Env().integer("REPLICAS", 1, minimum=1, maximum=8)
+
+
 @dataclass
 class Stack:
-    """The three services and the gateway as processes, each startable and killable on its own."""
+    """The three services and the gateway as processes, each startable and killable on its own.
+
+    With `replicas` above 1, each service runs that many times on its one port, as
+    replicas on one host would (the kernel spreads connections among them); each
+    replica runs its own WORKERS processes. The gateway runs once, with its workers.
+    `processes` names a service's first replica after the service, the others
+    `<service>-2`, `<service>-3`...
+    """
 
     infrastructure: Infrastructure
     window_seconds: int
     log_dir: Path
+    replicas: int = field(default_factory=replicas_from_env)
     ports: dict[str, int] = field(default_factory=lambda: {name: free_port() for name in MODULES})
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -118,15 +131,34 @@ class Stack:
             "CONFIRMATION_WINDOW_SECONDS": str(self.window_seconds),
         }
 
+    def instances(self, name: str) -> list[str]:
+        """The names in `processes` of one service's replicas (or of the gateway)."""
+        count = 1 if name == "gateway" else self.replicas
+        return [name, *(f"{name}-{index}" for index in range(2, count + 1))]
+
     def start(self, name: str | None = None) -> None:
-        """Start one process, or all of them."""
+        """Start one service (every replica of it), or everything."""
         for each in [name] if name else MODULES:
-            self.processes[each] = launch(each, self.env(), self.log_dir)
+            for instance in self.instances(each):
+                self.processes[instance] = launch(each, self.env(), self.log_dir, log_name=instance)
 
     def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> int:
-        process = self.processes.pop(name)
-        os.killpg(process.pid, sig)  # each process leads its own session
-        return process.wait(timeout=15)
+        """Signal every process of a service (all replicas, all workers) and wait; the first one's exit status."""
+        codes = []
+        for instance in self.instances(name):
+            process = self.processes.pop(instance)
+            os.killpg(process.pid, sig)  # each replica leads its own session, with its workers
+            codes.append(process.wait(timeout=15))
+        return codes[0]
+
+    def pause(self, name: str) -> None:
+        """SIGSTOP every process of a service: it holds its connections but does nothing."""
+        for instance in self.instances(name):
+            os.killpg(self.processes[instance].pid, signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        for instance in self.instances(name):
+            os.killpg(self.processes[instance].pid, signal.SIGCONT)
 
     def stop(self) -> None:
         """SIGTERM everything, and SIGKILL whatever has not stopped after 15 s."""

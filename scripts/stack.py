@@ -144,10 +144,13 @@ def command(name: str) -> list[str]:
     return [sys.executable, "-m", MODULES[name]]
 
 
-def launch(name: str, environment: Mapping[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
-    """Start one service (or the gateway) in a session of its own, appending its output to <log_dir>/<name>.log."""
+def launch(
+    name: str, environment: Mapping[str, str], log_dir: Path, *, log_name: str | None = None
+) -> subprocess.Popen[bytes]:
+    """Start one service (or the gateway) in a session of its own, appending its output to
+    <log_dir>/<log_name>.log (by default the service's name). Its worker processes share the session."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    with (log_dir / f"{name}.log").open("ab") as log_file:
+    with (log_dir / f"{log_name or name}.log").open("ab") as log_file:
         log_file.write(f"--- started at {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
         log_file.flush()
         return subprocess.Popen(

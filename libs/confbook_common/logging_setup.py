@@ -12,7 +12,7 @@ def configure_logging(process: str, env: Env | None = None) -> None:
     level = logging.getLevelName(level_name)
     if not isinstance(level, int):
         raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level_name!r}")
-    logging.basicConfig(level=level, format=f"%(asctime)s %(levelname)s {process} %(name)s: %(message)s")
+    logging.basicConfig(level=level, format=f"%(asctime)s %(levelname)s {process}[%(process)d] %(name)s: %(message)s")
     # pika logs each failed connection attempt as several ERRORs with a traceback; the
     # workers already log one line per failure and retry, so keep only pika's worst.
     logging.getLogger("pika").setLevel(logging.CRITICAL)

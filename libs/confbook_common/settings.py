@@ -73,6 +73,10 @@ class Env:
         url = make_url(self.admin_database_url()).set(username=role, password=password)
         return url.render_as_string(hide_password=False)
 
+    def workers(self) -> int:
+        """Processes per service (and for the gateway): by default one per core."""
+        return self.integer("WORKERS", len(os.sched_getaffinity(0)), minimum=1, maximum=64)
+
     def confirmation_window_seconds(self) -> int:
         return self.integer("CONFIRMATION_WINDOW_SECONDS", 3600, minimum=1, maximum=7 * 24 * 3600)
 

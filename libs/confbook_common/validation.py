@@ -15,6 +15,14 @@ def _is_letter_or_digit(char: str) -> bool:
     return category.startswith("L") or category == "Nd"
 
 
+def conference_name_key(name: str) -> str:
+    """Conference names are unique and looked up ignoring case (and surrounding spaces).
+
+    The conference service keys its conferences by it, and the booking service its copies.
+    """
+    return name.strip().casefold()
+
+
 def words(field: str, value: str, *, max_length: int) -> str:
     """Letters, digits and spaces, not blank; surrounding spaces are dropped."""
     text = value.strip()

@@ -40,4 +40,4 @@ def build(config: BookingConfig) -> ServiceRuntime:
 
 
 def main() -> None:
-    run_service(SERVICE, lambda: build(BookingConfig.from_env()))
+    run_service(SERVICE, BookingConfig.from_env, build)

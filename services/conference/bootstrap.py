@@ -32,4 +32,4 @@ def build(config: ConferenceConfig) -> ServiceRuntime:
 
 
 def main() -> None:
-    run_service(SERVICE, lambda: build(ConferenceConfig.from_env()))
+    run_service(SERVICE, ConferenceConfig.from_env, build)

@@ -77,4 +77,4 @@ def build(config: WaitlistConfig) -> ServiceRuntime:
 
 
 def main() -> None:
-    run_service(SERVICE, lambda: build(WaitlistConfig.from_env()))
+    run_service(SERVICE, WaitlistConfig.from_env, build)

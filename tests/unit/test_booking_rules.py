@@ -13,9 +13,7 @@ from services.booking.domain.model import (
     Status,
     expiry_outcome,
     offer_deadline,
-    open_to_newcomers,
     seat_change,
-    status_for_new_booking,
 )
 
 pytestmark = pytest.mark.unit
@@ -46,18 +44,16 @@ def booking(status: Status, deadline: datetime | None = None) -> Booking:
     )
 
 
-def test_a_newcomer_gets_a_free_seat_when_nobody_waits():
-    assert status_for_new_booking(Seats(CONFERENCE, held=1), line_length=0) is Status.CONFIRMED
+def test_a_newcomer_may_take_a_free_seat_when_nobody_waits():
+    assert Seats(CONFERENCE, held=1, waiting=0).open_to_newcomers == 1
 
 
-def test_a_newcomer_waits_when_the_conference_is_full():
-    assert status_for_new_booking(Seats(CONFERENCE, held=2), line_length=0) is Status.WAITLISTED
+def test_nothing_is_open_when_the_conference_is_full():
+    assert Seats(CONFERENCE, held=2, waiting=0).open_to_newcomers == 0
 
 
 def test_a_freed_seat_belongs_to_the_head_of_the_line_not_to_a_newcomer():
-    seats = Seats(CONFERENCE, held=1)
-    assert open_to_newcomers(seats, line_length=3) == 0
-    assert status_for_new_booking(seats, line_length=3) is Status.WAITLISTED
+    assert Seats(CONFERENCE, held=1, waiting=3).open_to_newcomers == 0
 
 
 def test_overlap_means_each_starts_before_the_other_ends():

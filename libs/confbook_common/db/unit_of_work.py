@@ -6,7 +6,8 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import ParamSpec, Self, TypeVar
 
@@ -55,12 +56,28 @@ class SqlUnitOfWork:
     def commit(self) -> None:
         self._transaction.commit()
 
+    @contextmanager
+    def autocommit(self) -> Iterator[Self]:
+        """The same repositories with each statement its own transaction.
+
+        For a read of one statement, or for a use case done by one stored function:
+        then BEGIN and COMMIT cost no round trips of their own. Whatever the block
+        executes is kept as it goes; there is nothing to commit or roll back.
+        """
+        with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            self.connection = connection
+            self._open_repositories(connection)
+            yield self
+
     def _open_repositories(self, connection: Connection) -> None:
         """Bind the service's repositories to `connection`."""
 
 
 def _is_retryable(error: DBAPIError) -> bool:
-    return getattr(error.orig, "pgcode", None) in _RETRYABLE_SQLSTATES
+    # A dropped connection (the server restarted, say) surfaces at the first statement on it:
+    # run again on a fresh one. Should it drop during a COMMIT, the retry meets the committed
+    # effect (a duplicate booking is refused by the database), never a second one.
+    return error.connection_invalidated or getattr(error.orig, "pgcode", None) in _RETRYABLE_SQLSTATES
 
 
 def retries_on_conflict(handler: Callable[P, T]) -> Callable[P, T]:
@@ -81,6 +98,9 @@ def retry_on_conflict(work: Callable[[], T], *, attempts: int = 5) -> T:
         except DBAPIError as error:
             if attempt == attempts or not _is_retryable(error):
                 raise
+            if error.connection_invalidated:
+                log.warning("database connection lost (%s), retrying on a new one", error.orig)
+                continue
             log.info("transaction lost a race (%s), retrying", getattr(error.orig, "pgcode", "?"))
             time.sleep(random.uniform(0.005, 0.05) * attempt)
     raise AssertionError("unreachable")

@@ -8,6 +8,7 @@ import sys
 import threading
 from collections.abc import Callable
 from concurrent import futures
+from typing import TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -15,12 +16,15 @@ from grpc_reflection.v1alpha import reflection
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from confbook_common import processes
 from confbook_common.logging_setup import configure_logging
 from confbook_common.rpc.errors import ErrorMappingInterceptor
-from confbook_common.settings import ConfigError
+from confbook_common.settings import ConfigError, Env
 from confbook_common.worker import Worker
 
 log = logging.getLogger(__name__)
+
+Config = TypeVar("Config")
 
 _HEALTH_INTERVAL_SECONDS = 1.0
 _SHUTDOWN_GRACE_SECONDS = 5.0
@@ -47,8 +51,9 @@ class ServiceRuntime:
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"{name}-rpc"),
             interceptors=[ErrorMappingInterceptor()],
-            # Without this, a second process could bind the same port and silently share it.
-            options=[("grpc.so_reuseport", 0)],
+            # Worker processes and replicas on one host share the port; the kernel spreads connections.
+            # `make up` and the test stacks check that a port is free before starting anything on it.
+            options=[("grpc.so_reuseport", 1)],
         )
         self._health = health.HealthServicer(experimental_non_blocking=True)
         self._service_names: list[str] = []
@@ -117,11 +122,18 @@ class ServiceRuntime:
             self._stopping.wait(_HEALTH_INTERVAL_SECONDS)
 
 
-def run_service(name: str, build: Callable[[], ServiceRuntime]) -> None:
-    """The body of every service's main(): a bad setting ends the process with one clear line."""
+def run_service(name: str, load_config: Callable[[], Config], build: Callable[[Config], ServiceRuntime]) -> None:
+    """The body of every service's main(): a bad setting ends the process with one clear line.
+
+    With WORKERS above 1 this process only supervises that many workers, each of
+    which runs the whole service (see confbook_common.processes).
+    """
     try:
         configure_logging(name)
-        runtime = build()
+        config = load_config()
+        workers = Env().workers()
     except ConfigError as error:
         sys.exit(f"{name}: {error}")
-    runtime.serve()
+    if workers > 1 and not processes.is_worker():
+        sys.exit(processes.supervise_workers(name, workers, grace_seconds=2 * _SHUTDOWN_GRACE_SECONDS + 1))
+    build(config).serve()

@@ -7,16 +7,19 @@ the user row, then seat ledger rows in ascending conference id, then booking row
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
-from sqlalchemy import Case, Connection, Row, case, func, insert, select, update
+from sqlalchemy import Case, Connection, Row, case, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Select
 
 from confbook_common.db import violated_constraint
-from services.booking.adapters.tables import bookings, conference_seats, users, waitlist_join_order
+from confbook_common.validation import conference_name_key
+from services.booking.adapters.tables import SCHEMA, bookings, conference_seats, users
 from services.booking.domain.errors import AlreadyBooked, OverlappingBooking, UserExists
 from services.booking.domain.model import (
     Booking,
@@ -60,6 +63,10 @@ def _to_conference(row: Row) -> Conference:
     )
 
 
+def _to_seats(row: Row) -> Seats:
+    return Seats(conference=_to_conference(row), held=row.seats_held, waiting=row.waiting)
+
+
 class SeatLedger:
     """Per conference: the copy of its times and slots, and how many seats are held."""
 
@@ -73,6 +80,7 @@ class SeatLedger:
             .values(
                 conference_id=conference.conference_id,
                 name=conference.name,
+                name_key=conference_name_key(conference.name),
                 start_at=conference.start,
                 end_at=conference.end,
                 slots=conference.slots,
@@ -84,7 +92,7 @@ class SeatLedger:
         row = self._connection.execute(
             select(conference_seats).where(conference_seats.c.conference_id == conference_id)
         ).first()
-        return Seats(conference=_to_conference(row), held=row.seats_held) if row else None
+        return _to_seats(row) if row else None
 
     def lock(self, conference_ids: Iterable[int]) -> dict[int, Seats]:
         """Lock the ledgers in ascending id order (the deadlock-free order)."""
@@ -94,7 +102,7 @@ class SeatLedger:
             .order_by(conference_seats.c.conference_id)
             .with_for_update()
         ).all()
-        return {row.conference_id: Seats(conference=_to_conference(row), held=row.seats_held) for row in rows}
+        return {row.conference_id: _to_seats(row) for row in rows}
 
     def change_held(self, conference_id: int, delta: int) -> None:
         if delta:
@@ -106,18 +114,33 @@ class SeatLedger:
 
 
 def _waitlist_position() -> Case:
-    """1-based place in line: waiting bookings of the same conference that joined no later."""
-    ahead = bookings.alias("ahead")
-    count_ahead = (
-        select(func.count())
-        .where(
-            ahead.c.conference_id == bookings.c.conference_id,
-            ahead.c.status == Status.WAITLISTED.value,
-            ahead.c.join_order <= bookings.c.join_order,
-        )
-        .scalar_subquery()
-    )
-    return case((bookings.c.status == Status.WAITLISTED.value, count_ahead), else_=None)
+    """1-based place in line, from the line's tree (a cost that does not grow with the line)."""
+    position = getattr(func, SCHEMA).waitlist_position(bookings.c.conference_id, bookings.c.join_order)
+    return case((bookings.c.status == Status.WAITLISTED.value, position), else_=None)
+
+
+class BookOutcome(StrEnum):
+    """What the database's booking.book() did; anything but BOOKED changed nothing."""
+
+    BOOKED = "BOOKED"
+    CONFERENCE_UNKNOWN = "CONFERENCE_UNKNOWN"  # not copied from the conference service yet
+    USER_NOT_FOUND = "USER_NOT_FOUND"
+    CONFERENCE_STARTED = "CONFERENCE_STARTED"
+    ALREADY_BOOKED = "ALREADY_BOOKED"
+    OVERLAPPING_BOOKING = "OVERLAPPING_BOOKING"
+    HAS_NEIGHBOURS = "HAS_NEIGHBOURS"  # a confirmation would cancel overlapping bookings: not in one call
+
+
+@dataclass(frozen=True)
+class BookAttempt:
+    outcome: BookOutcome
+    conference: Conference | None
+    view: BookingView | None = None
+    # OVERLAPPING_BOOKING: the name of the conference the user is confirmed for.
+    other_conference: str | None = None
+
+
+_BOOK = text(f"SELECT * FROM {SCHEMA}.book(:user_id, :conference_key, :conference_id, :now, :neighbours_locked)")
 
 
 def _booking_query() -> Select:
@@ -182,13 +205,6 @@ class BookingRepository:
             query = query.with_for_update(of=bookings)
         return [_to_booking(row) for row in self._connection.execute(query.order_by(bookings.c.booking_id))]
 
-    def line_length(self, conference_id: int) -> int:
-        return self._connection.execute(
-            select(func.count()).where(
-                bookings.c.conference_id == conference_id, bookings.c.status == Status.WAITLISTED.value
-            )
-        ).scalar_one()
-
     def line_head(self, conference_id: int, limit: int) -> list[Booking]:
         """The first `limit` bookings in line, locked."""
         rows = self._connection.execute(
@@ -200,31 +216,57 @@ class BookingRepository:
         )
         return [_to_booking(row) for row in rows]
 
-    def add(self, user_id: str, conference: Conference, status: Status) -> Booking:
-        """A new CONFIRMED or WAITLISTED booking; the caller holds the conference's ledger lock."""
+    def book(
+        self,
+        user_id: str,
+        *,
+        conference_key: str | None = None,
+        conference_id: int | None = None,
+        now: datetime,
+        neighbours_locked: bool = False,
+    ) -> BookAttempt:
+        """A new CONFIRMED or WAITLISTED booking, decided and written by the database's booking.book()."""
         try:
             row = self._connection.execute(
-                insert(bookings)
-                .values(
-                    user_id=user_id,
-                    conference_id=conference.conference_id,
-                    status=status.value,
-                    during=Range(conference.start, conference.end),
-                    join_order=waitlist_join_order.next_value() if status is Status.WAITLISTED else None,
-                )
-                .returning(bookings.c.booking_id)
+                _BOOK,
+                {
+                    "user_id": user_id,
+                    "conference_key": conference_key,
+                    "conference_id": conference_id,
+                    "now": now,
+                    "neighbours_locked": neighbours_locked,
+                },
             ).one()
-        except IntegrityError as error:
-            raise self._as_domain_error(error, user_id, conference) from error
-        self._ledger.change_held(conference.conference_id, seat_change(None, status))
-        booking = self.get(row.booking_id)
-        assert booking is not None
-        return booking
+        except IntegrityError as error:  # the constraints' last line, should a rule above them fail
+            raise self._as_domain_error(error, user_id, conference_key or str(conference_id)) from error
+        outcome = BookOutcome(row.outcome)
+        if outcome is BookOutcome.CONFERENCE_UNKNOWN:
+            return BookAttempt(outcome, None)
+        conference = Conference(
+            conference_id=row.conference_id,
+            name=row.conference_name,
+            start=row.start_at,
+            end=row.end_at,
+            slots=row.slots,
+        )
+        if outcome is not BookOutcome.BOOKED:
+            return BookAttempt(outcome, conference, other_conference=row.detail)
+        booking = Booking(
+            booking_id=row.booking_id,
+            user_id=user_id,
+            conference=conference,
+            status=Status(row.status),
+            offer_deadline=None,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+        return BookAttempt(outcome, conference, BookingView(booking, row.waitlist_position))
 
     def move(self, booking: Booking, target: Status, *, offer_deadline: datetime | None = None) -> Booking:
         """Change a booking's state, keeping its place in line and the seat count consistent.
 
-        Joining the line (again) takes a new place at its end. The caller holds the
+        Joining the line (again) takes a new ticket at its end: the database issues it
+        (and counts the line) whenever a booking becomes WAITLISTED. The caller holds the
         ledger lock of the booking's conference.
         """
         booking.require_move(target)
@@ -234,13 +276,13 @@ class BookingRepository:
                 .where(bookings.c.booking_id == booking.booking_id)
                 .values(
                     status=target.value,
-                    join_order=waitlist_join_order.next_value() if target is Status.WAITLISTED else None,
+                    join_order=None,  # a ticket, from the trigger, if it joins the line
                     offer_deadline=offer_deadline if target is Status.CONFIRMATION_PENDING else None,
                     updated_at=func.statement_timestamp(),
                 )
             )
         except IntegrityError as error:
-            raise self._as_domain_error(error, booking.user_id, booking.conference) from error
+            raise self._as_domain_error(error, booking.user_id, booking.conference.name) from error
         self._ledger.change_held(booking.conference.conference_id, seat_change(booking.status, target))
         moved = self.get(booking.booking_id)
         assert moved is not None
@@ -277,10 +319,10 @@ class BookingRepository:
         return len(previous)
 
     @staticmethod
-    def _as_domain_error(error: IntegrityError, user_id: str, conference: Conference) -> Exception:
+    def _as_domain_error(error: IntegrityError, user_id: str, conference: str) -> Exception:
         constraint = violated_constraint(error)
         if constraint == "one_active_booking_per_conference":
-            return AlreadyBooked(user_id, conference.name)
+            return AlreadyBooked(user_id, conference)
         if constraint == "no_overlapping_confirmed_bookings":
-            return OverlappingBooking(conference.name, "another conference")
+            return OverlappingBooking(conference, "another conference")
         return error

@@ -11,7 +11,6 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
-    Sequence,
     Table,
     Text,
     func,
@@ -34,20 +33,24 @@ users = Table(
 
 # The booking service's copy of each conference it has seen, and its seat ledger:
 # the row every change to the conference's seats or line locks first.
+# `waiting` and `tickets_issued` are kept by the database's triggers (migration 0002).
 conference_seats = Table(
     "conference_seats",
     metadata,
     Column("conference_id", BigInteger, primary_key=True, autoincrement=False),
     Column("name", Text, nullable=False),
+    Column("name_key", Text, nullable=False),
     Column("start_at", DateTime(timezone=True), nullable=False),
     Column("end_at", DateTime(timezone=True), nullable=False),
     Column("slots", Integer, nullable=False),
     Column("seats_held", Integer, nullable=False, server_default=text("0")),
+    Column("waiting", Integer, nullable=False, server_default=text("0")),
+    Column("tickets_issued", BigInteger, nullable=False, server_default=text("0")),
     CheckConstraint("seats_held >= 0 AND seats_held <= slots", name="never_oversold"),
+    CheckConstraint("waiting >= 0", name="waiting_counted"),
+    CheckConstraint("tickets_issued BETWEEN 0 AND 2147483647", name="tickets_in_range"),
+    Index("conference_seats_by_name", "name_key", unique=True),
 )
-
-# The order of every line: a booking takes the next value each time it joins one.
-waitlist_join_order = Sequence("waitlist_join_order", metadata=metadata)
 
 bookings = Table(
     "bookings",
@@ -58,6 +61,7 @@ bookings = Table(
     Column("status", Text, nullable=False),
     # The conference's time range, copied so that the database itself can forbid overlaps.
     Column("during", TSTZRANGE, nullable=False),
+    # While WAITLISTED: its ticket in the conference's line (1, 2, 3...), issued by a trigger on joining.
     Column("join_order", BigInteger),
     Column("offer_deadline", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -82,6 +86,16 @@ bookings = Table(
     Index("waitlist_line", "conference_id", "join_order", postgresql_where=text("status = 'WAITLISTED'")),
     Index("pending_offers", "conference_id", postgresql_where=text("status = 'CONFIRMATION_PENDING'")),
     Index("bookings_by_user", "user_id", "booking_id"),
+)
+
+# Counts of waiting bookings as a Fenwick tree over each line's tickets, kept by triggers
+# (migration 0002): a waitlist position is a sum of at most 31 of its rows.
+waitlist_tree = Table(
+    "waitlist_tree",
+    metadata,
+    Column("conference_id", BigInteger, ForeignKey("conference_seats.conference_id"), primary_key=True),
+    Column("node", BigInteger, primary_key=True),
+    Column("waiting", Integer, nullable=False),
 )
 
 outbox = outbox_table(metadata)

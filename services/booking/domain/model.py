@@ -64,14 +64,21 @@ class Conference:
 
 @dataclass(frozen=True)
 class Seats:
-    """A conference's seat ledger, read under its row lock."""
+    """A conference's seat ledger: seats held and the length of its line."""
 
     conference: Conference
     held: int
+    waiting: int = 0
 
     @property
     def free(self) -> int:
         return self.conference.slots - self.held
+
+    @property
+    def open_to_newcomers(self) -> int:
+        """Seats a new booking could take: none while anyone waits, as a freed seat belongs to the
+        head of the line. The database's booking.book() decides each booking by the same rule."""
+        return self.free if self.waiting == 0 else 0
 
 
 @dataclass(frozen=True)
@@ -124,15 +131,6 @@ def user_id_to_find(user_id: str) -> str:
 
 def conference_name_to_find(name: str) -> str:
     return validation.required("name", name, max_length=400)
-
-
-def open_to_newcomers(seats: Seats, line_length: int) -> int:
-    """Seats a new booking could take: none while anyone waits, as a freed seat belongs to the head of the line."""
-    return seats.free if line_length == 0 else 0
-
-
-def status_for_new_booking(seats: Seats, line_length: int) -> Status:
-    return Status.CONFIRMED if open_to_newcomers(seats, line_length) > 0 else Status.WAITLISTED
 
 
 @dataclass(frozen=True)

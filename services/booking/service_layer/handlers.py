@@ -13,7 +13,9 @@ from datetime import datetime, timedelta
 from confbook.events.v1 import events_pb2
 from confbook_common.db import retries_on_conflict
 from confbook_common.timestamps import to_timestamp
+from confbook_common.validation import conference_name_key
 from services.booking.adapters.conference_directory import ConferenceDirectory
+from services.booking.adapters.repository import BookAttempt, BookOutcome
 from services.booking.domain.errors import (
     AlreadyBooked,
     BookingAlreadyCanceled,
@@ -36,9 +38,7 @@ from services.booking.domain.model import (
     User,
     expiry_outcome,
     offer_deadline,
-    open_to_newcomers,
     seat_change,
-    status_for_new_booking,
 )
 from services.booking.service_layer.unit_of_work import BookingUnitOfWork
 
@@ -55,16 +55,18 @@ def create_user(uow: BookingUnitOfWork, user_id: str, topics: Sequence[str]) -> 
     return user
 
 
+@retries_on_conflict
 def get_user(uow: BookingUnitOfWork, user_id: str) -> User:
-    with uow:
+    with uow.autocommit():
         user = uow.users.get(user_id)
     if user is None:
         raise UserNotFound(user_id)
     return user
 
 
+@retries_on_conflict
 def list_user_bookings(uow: BookingUnitOfWork, user_id: str) -> list[BookingView]:
-    with uow:
+    with uow.autocommit():
         if uow.users.get(user_id) is None:
             raise UserNotFound(user_id)
         return uow.bookings.views_of_user(user_id)
@@ -77,26 +79,55 @@ def list_user_bookings(uow: BookingUnitOfWork, user_id: str) -> list[BookingView
 def book(
     uow: BookingUnitOfWork, directory: ConferenceDirectory, *, user_id: str, conference_name: str, now: datetime
 ) -> BookingView:
-    """CONFIRMED when a seat is open to newcomers, otherwise WAITLISTED at the end of the line."""
-    conference = directory.by_name(conference_name)
+    """CONFIRMED when a seat is open to newcomers, otherwise WAITLISTED at the end of the line.
+
+    Usually one call of the database's booking.book(), which decides, writes and
+    commits in a single round trip. The first booking of a conference copies it
+    from the conference service (conferences never change). A user who waits for an
+    overlapping conference books in a transaction that also cancels those bookings
+    if this one is confirmed.
+    """
+    with uow.autocommit():
+        attempt = uow.bookings.book(user_id, conference_key=conference_name_key(conference_name), now=now)
+    if attempt.outcome is BookOutcome.CONFERENCE_UNKNOWN:
+        conference = directory.by_name(conference_name)
+        with uow.autocommit():
+            uow.seats.ensure(conference)
+            attempt = uow.bookings.book(user_id, conference_id=conference.conference_id, now=now)
+    if attempt.outcome is BookOutcome.HAS_NEIGHBOURS:
+        assert attempt.conference is not None
+        return _book_beside_neighbours(uow, user_id, attempt.conference, now)
+    return _booked(attempt, user_id)
+
+
+def _book_beside_neighbours(uow: BookingUnitOfWork, user_id: str, conference: Conference, now: datetime) -> BookingView:
     with uow:
-        uow.seats.ensure(conference)
-        seats, neighbours = _lock_for_change(uow, user_id, conference)
-        if conference.has_started(now):
-            raise ConferenceStarted(conference.name)
-        for other in neighbours:
-            if other.conference.conference_id == conference.conference_id:
-                raise AlreadyBooked(user_id, conference.name)
-            if other.status is Status.CONFIRMED:
-                raise OverlappingBooking(conference.name, other.conference.name)
-        line_length = uow.bookings.line_length(conference.conference_id)
-        status = status_for_new_booking(seats[conference.conference_id], line_length)
-        booking = uow.bookings.add(user_id, conference, status)
-        if status is Status.CONFIRMED:
-            _cancel_overlapping(uow, booking, neighbours, now)
-        view = _view(uow, booking.booking_id)
+        _, neighbours = _lock_for_change(uow, user_id, conference)
+        attempt = uow.bookings.book(user_id, conference_id=conference.conference_id, now=now, neighbours_locked=True)
+        view = _booked(attempt, user_id)
+        if view.booking.status is Status.CONFIRMED:
+            _cancel_overlapping(uow, view.booking, neighbours, now)
         uow.commit()
     return view
+
+
+def _booked(attempt: BookAttempt, user_id: str) -> BookingView:
+    """The new booking, or the error that says why there is none."""
+    if attempt.outcome is BookOutcome.BOOKED:
+        assert attempt.view is not None
+        return attempt.view
+    assert attempt.conference is not None
+    name = attempt.conference.name
+    match attempt.outcome:
+        case BookOutcome.USER_NOT_FOUND:
+            raise UserNotFound(user_id)
+        case BookOutcome.CONFERENCE_STARTED:
+            raise ConferenceStarted(name)
+        case BookOutcome.ALREADY_BOOKED:
+            raise AlreadyBooked(user_id, name)
+        case BookOutcome.OVERLAPPING_BOOKING:
+            raise OverlappingBooking(name, attempt.other_conference or "another conference")
+    raise AssertionError(f"unexpected outcome {attempt.outcome}")
 
 
 @retries_on_conflict
@@ -140,23 +171,24 @@ def cancel(uow: BookingUnitOfWork, booking_id: int, now: datetime) -> BookingVie
     return view
 
 
+@retries_on_conflict
 def get_booking(uow: BookingUnitOfWork, booking_id: int) -> BookingView:
-    with uow:
+    with uow.autocommit():
         return _view(uow, booking_id)
 
 
+@retries_on_conflict
 def seat_availability(uow: BookingUnitOfWork, directory: ConferenceDirectory, conference_id: int) -> SeatAvailability:
-    with uow:
+    with uow.autocommit():
         seats = uow.seats.get(conference_id)
-        waiting = uow.bookings.line_length(conference_id)
     if seats is None:  # nobody has booked it yet, so this service has no copy
         seats = Seats(conference=directory.by_id(conference_id), held=0)
     return SeatAvailability(
         conference_id=conference_id,
         slots=seats.conference.slots,
         held=seats.held,
-        open_to_newcomers=open_to_newcomers(seats, waiting),
-        waiting=waiting,
+        open_to_newcomers=seats.open_to_newcomers,
+        waiting=seats.waiting,
     )
 
 

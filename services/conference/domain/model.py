@@ -32,9 +32,7 @@ class Conference(NewConference):
     created_at: datetime
 
 
-def name_key(name: str) -> str:
-    """Names are unique and looked up ignoring case (and surrounding spaces)."""
-    return name.strip().casefold()
+name_key = validation.conference_name_key
 
 
 def new_conference(

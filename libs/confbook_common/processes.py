@@ -1,0 +1,88 @@
+"""Running one service as several worker processes that share its port.
+
+Python runs one thread at a time per process, so a service uses more than one
+core only as several processes. The parent started by `python -m <service>`
+starts WORKERS copies of the same command, each a complete service (gRPC
+server, relay, consumers) that binds the port with SO_REUSEPORT; the kernel
+spreads connections among them. The parent holds no state: it restarts a
+worker that dies and stops them all on SIGTERM or SIGINT. Correctness never
+rests on there being one process (see docs/adr/0009).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from types import FrameType
+
+from confbook_common.worker import Backoff
+
+log = logging.getLogger(__name__)
+
+# Set in each worker's environment: its index, and the sign that it serves rather than supervises.
+WORKER_INDEX_VARIABLE = "CONFBOOK_WORKER_INDEX"
+_POLL_SECONDS = 0.5
+# A worker that lived this long before dying restarts at once; one that dies at start-up backs off.
+_HEALTHY_LIFETIME_SECONDS = 30.0
+
+
+def is_worker() -> bool:
+    return WORKER_INDEX_VARIABLE in os.environ
+
+
+def supervise_workers(name: str, count: int, *, grace_seconds: float) -> int:
+    """Run `count` workers of this very command until SIGTERM or SIGINT; returns the exit status."""
+    stopping = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, request_stop)
+    workers = {index: _start_worker(index) for index in range(count)}
+    started_at = {index: time.monotonic() for index in workers}
+    backoffs = {index: Backoff(first=1.0, cap=30.0) for index in workers}
+    log.info("%s: %d worker processes: %s", name, count, ", ".join(str(p.pid) for p in workers.values()))
+    while not stopping.wait(_POLL_SECONDS):
+        for index, process in workers.items():
+            if process.poll() is None:
+                continue
+            lived = time.monotonic() - started_at[index]
+            if lived >= _HEALTHY_LIFETIME_SECONDS:
+                backoffs[index].reset()
+            delay = backoffs[index].next()
+            log.warning(
+                "%s: worker %d (pid %d) exited with %s after %.0f s; restarting in %.0f s",
+                name, index, process.pid, process.returncode, lived, delay,
+            )  # fmt: skip
+            if stopping.wait(delay):
+                break
+            workers[index] = _start_worker(index)
+            started_at[index] = time.monotonic()
+    log.info("%s: stopping %d workers", name, len(workers))
+    _stop_all(list(workers.values()), grace_seconds)
+    return 0
+
+
+def _start_worker(index: int) -> subprocess.Popen[bytes]:
+    # The same interpreter and arguments (`python -m services.booking`), in our process group, so
+    # that whoever stops the group stops the workers too.
+    return subprocess.Popen(sys.orig_argv, env={**os.environ, WORKER_INDEX_VARIABLE: str(index)})
+
+
+def _stop_all(processes: list[subprocess.Popen[bytes]], grace_seconds: float) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    for process in processes:
+        try:
+            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
