@@ -64,10 +64,19 @@ class SqlUnitOfWork:
         then BEGIN and COMMIT cost no round trips of their own. Whatever the block
         executes is kept as it goes; there is nothing to commit or roll back.
         """
-        with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            self.connection = connection
-            self._open_repositories(connection)
-            yield self
+        with self._engine.connect() as connection:
+            # psycopg2's own switch, which costs nothing on the wire; SQLAlchemy's isolation_level
+            # option would send a SET to reset the session each time the connection goes back.
+            driver_connection = connection.connection.dbapi_connection
+            assert driver_connection is not None
+            driver_connection.autocommit = True
+            try:
+                self.connection = connection
+                self._open_repositories(connection)
+                yield self
+            finally:
+                if not driver_connection.closed:
+                    driver_connection.autocommit = False
 
     def _open_repositories(self, connection: Connection) -> None:
         """Bind the service's repositories to `connection`."""
