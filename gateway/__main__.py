@@ -18,6 +18,9 @@ uvicorn.run(
     "gateway.app:create_app_from_env",
     factory=True,
     workers=workers,
+    # The C HTTP parser and event loop: several times cheaper per request than the pure-Python ones.
+    http="httptools",
+    loop="uvloop",
     host=config.host,
     port=config.port,
     log_config=None,

@@ -1,8 +1,10 @@
-"""One asyncio gRPC channel per service, shared by every request of this process."""
+"""Asyncio gRPC channels to each service, shared by every request of this process."""
 
 from __future__ import annotations
 
-from typing import cast
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar, cast
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
@@ -11,25 +13,63 @@ from confbook.booking.v1 import booking_pb2_grpc
 from confbook.conference.v1 import conference_pb2_grpc
 from gateway.config import GatewayConfig
 
+Stub = TypeVar("Stub")
+
+# A service runs several worker processes on one port and the kernel hands each new
+# connection to one of them; a channel is one connection (HTTP/2 multiplexes every call
+# over it). Several channels per service, used in turn, spread the calls over the workers.
+CHANNELS_PER_SERVICE = 8
+
+
+def _channel(target: str) -> grpc.aio.Channel:
+    # Without a local subchannel pool, channels to one target would share one connection.
+    return grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+
+
+class RoundRobin(Generic[Stub]):
+    """Stubs over several channels to one service; each call takes the next."""
+
+    def __init__(self, target: str, make_stub: Callable[[grpc.aio.Channel], Stub]) -> None:
+        self.channels = [_channel(target) for _ in range(CHANNELS_PER_SERVICE)]
+        self._stubs: Iterator[Stub] = itertools.cycle([make_stub(channel) for channel in self.channels])
+
+    def next(self) -> Stub:
+        return next(self._stubs)
+
 
 class ServiceClients:
     def __init__(self, config: GatewayConfig) -> None:
         self.timeout = config.call_timeout_seconds
-        self._channels = {
-            "conference": grpc.aio.insecure_channel(config.conference_target),
-            "booking": grpc.aio.insecure_channel(config.booking_target),
-            "waitlist": grpc.aio.insecure_channel(config.waitlist_target),
+        # The generated stubs serve both sync and asyncio channels; these are the asyncio kind
+        # (a type in the .pyi stubs only).
+        self._conferences = RoundRobin(
+            config.conference_target,
+            lambda channel: cast(
+                "conference_pb2_grpc.ConferenceServiceAsyncStub", conference_pb2_grpc.ConferenceServiceStub(channel)
+            ),
+        )
+        self._bookings = RoundRobin(
+            config.booking_target,
+            lambda channel: cast(
+                "booking_pb2_grpc.BookingServiceAsyncStub", booking_pb2_grpc.BookingServiceStub(channel)
+            ),
+        )
+        # Readiness asks one channel per service: any worker's answer speaks for the service.
+        self._waitlist_channel = _channel(config.waitlist_target)
+        self.health = {
+            "conference": health_pb2_grpc.HealthStub(self._conferences.channels[0]),
+            "booking": health_pb2_grpc.HealthStub(self._bookings.channels[0]),
+            "waitlist": health_pb2_grpc.HealthStub(self._waitlist_channel),
         }
-        # The generated stubs serve both sync and asyncio channels; these are the asyncio kind.
-        self.conferences = cast(
-            "conference_pb2_grpc.ConferenceServiceAsyncStub",  # a type in the .pyi stubs only
-            conference_pb2_grpc.ConferenceServiceStub(self._channels["conference"]),
-        )
-        self.bookings = cast(
-            "booking_pb2_grpc.BookingServiceAsyncStub", booking_pb2_grpc.BookingServiceStub(self._channels["booking"])
-        )
-        self.health = {name: health_pb2_grpc.HealthStub(channel) for name, channel in self._channels.items()}
+
+    @property
+    def conferences(self) -> conference_pb2_grpc.ConferenceServiceAsyncStub:
+        return self._conferences.next()
+
+    @property
+    def bookings(self) -> booking_pb2_grpc.BookingServiceAsyncStub:
+        return self._bookings.next()
 
     async def close(self) -> None:
-        for channel in self._channels.values():
+        for channel in [*self._conferences.channels, *self._bookings.channels, self._waitlist_channel]:
             await channel.close(grace=None)

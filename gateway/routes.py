@@ -22,7 +22,8 @@ router = APIRouter()
 ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": models.ErrorBody} for status in (400, 404, 409, 413, 503)}
 
 
-def _clients(request: Request) -> ServiceClients:
+async def _clients(request: Request) -> ServiceClients:
+    # async, so FastAPI calls it on the event loop rather than handing it to a thread per request
     clients: ServiceClients = request.app.state.clients
     return clients
 
