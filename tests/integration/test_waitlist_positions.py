@@ -129,18 +129,43 @@ def test_closing_a_line_at_the_start_empties_its_tree(uow, directory, new_user, 
     assert ledger_line(uow, conference.conference_id) == (0, 0)
 
 
-@pytest.mark.parametrize("ticket", [1, 2, 3, 6, 7, 8, 1000, 2**20 + 5, 2**31 - 1])
-def test_the_tree_nodes_of_a_prefix_and_of_a_ticket_meet_exactly_once(uow, ticket):
-    """The Fenwick invariant: for any tickets t <= q, exactly one node covering t sums into q's prefix."""
-    with uow() as unit:
+def _lowbit(value: int) -> int:
+    return value & -value
 
-        def nodes(function, value):
-            query = text(f"SELECT booking.{function}(:value)")
-            return set(unit.connection.execute(query, {"value": value}).scalars())
 
-        covering = nodes("waitlist_tree_nodes_covering", ticket)
-        for prefix in {ticket, ticket + 1, ticket * 2 - 1, 2**31 - 1} - {2**32}:
-            if prefix < 2**31:
-                assert len(covering & nodes("waitlist_tree_nodes_summing", prefix)) == 1, prefix
-        if ticket > 1:
-            assert not covering & nodes("waitlist_tree_nodes_summing", ticket - 1), "not inside an earlier prefix"
+def _summing(ticket: int) -> set[int]:
+    nodes = set()
+    while ticket:
+        nodes.add(ticket)
+        ticket -= _lowbit(ticket)
+    return nodes
+
+
+def _covering(ticket: int) -> set[int]:
+    nodes = set()
+    while ticket < 2**31:
+        nodes.add(ticket)
+        ticket += _lowbit(ticket)
+    return nodes
+
+
+def _within(ticket: int) -> set[int]:
+    nodes, node = set(), ticket - 1
+    while node > ticket - _lowbit(ticket):
+        nodes.add(node)
+        node -= _lowbit(node)
+    return nodes
+
+
+@pytest.mark.parametrize("ticket", [1, 2, 3, 6, 7, 8, 12, 1000, 1024, 2**20 + 5, 2**30, 2**31 - 1])
+def test_the_tree_functions_walk_the_nodes_a_fenwick_tree_walks(uow, ticket):
+    """The SQL functions, written without loops, against the textbook loops."""
+    with uow().autocommit() as unit:
+
+        def nodes(function: str) -> set[int]:
+            query = text(f"SELECT booking.{function}(:ticket)")
+            return set(unit.connection.execute(query, {"ticket": ticket}).scalar_one())
+
+        assert nodes("waitlist_tree_nodes_summing") == _summing(ticket)
+        assert nodes("waitlist_tree_nodes_covering") == _covering(ticket)
+        assert nodes("waitlist_tree_nodes_within") == _within(ticket)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Case, Connection, Row, case, func, insert, select, text, update
+from sqlalchemy import Case, Connection, Row, bindparam, case, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
@@ -31,6 +31,9 @@ from services.booking.domain.model import (
     seat_change,
 )
 
+_USER_BY_ID = select(users).where(users.c.user_id == bindparam("user_id"))
+_USER_LOCK = select(users.c.user_id).where(users.c.user_id == bindparam("user_id")).with_for_update()
+
 
 class UserRepository:
     def __init__(self, connection: Connection) -> None:
@@ -46,15 +49,12 @@ class UserRepository:
         return User(user_id=row.user_id, topics=tuple(row.topics), created_at=row.created_at)
 
     def get(self, user_id: str) -> User | None:
-        row = self._connection.execute(select(users).where(users.c.user_id == user_id)).first()
+        row = self._connection.execute(_USER_BY_ID, {"user_id": user_id}).first()
         return User(user_id=row.user_id, topics=tuple(row.topics), created_at=row.created_at) if row else None
 
     def lock(self, user_id: str) -> bool:
         """Serialize this user's bookings; False if there is no such user."""
-        row = self._connection.execute(
-            select(users.c.user_id).where(users.c.user_id == user_id).with_for_update()
-        ).first()
-        return row is not None
+        return self._connection.execute(_USER_LOCK, {"user_id": user_id}).first() is not None
 
 
 def _to_conference(row: Row) -> Conference:
@@ -65,6 +65,15 @@ def _to_conference(row: Row) -> Conference:
 
 def _to_seats(row: Row) -> Seats:
     return Seats(conference=_to_conference(row), held=row.seats_held, waiting=row.waiting)
+
+
+_LEDGER_BY_ID = select(conference_seats).where(conference_seats.c.conference_id == bindparam("conference_id"))
+_LEDGERS_LOCKED = (
+    select(conference_seats)
+    .where(conference_seats.c.conference_id.in_(bindparam("conference_ids", expanding=True)))
+    .order_by(conference_seats.c.conference_id)
+    .with_for_update()
+)
 
 
 class SeatLedger:
@@ -89,19 +98,12 @@ class SeatLedger:
         )
 
     def get(self, conference_id: int) -> Seats | None:
-        row = self._connection.execute(
-            select(conference_seats).where(conference_seats.c.conference_id == conference_id)
-        ).first()
+        row = self._connection.execute(_LEDGER_BY_ID, {"conference_id": conference_id}).first()
         return _to_seats(row) if row else None
 
     def lock(self, conference_ids: Iterable[int]) -> dict[int, Seats]:
         """Lock the ledgers in ascending id order (the deadlock-free order)."""
-        rows = self._connection.execute(
-            select(conference_seats)
-            .where(conference_seats.c.conference_id.in_(sorted(set(conference_ids))))
-            .order_by(conference_seats.c.conference_id)
-            .with_for_update()
-        ).all()
+        rows = self._connection.execute(_LEDGERS_LOCKED, {"conference_ids": sorted(set(conference_ids))}).all()
         return {row.conference_id: _to_seats(row) for row in rows}
 
     def change_held(self, conference_id: int, delta: int) -> None:
@@ -145,12 +147,25 @@ _BOOK = text(f"SELECT * FROM {SCHEMA}.book(:user_id, :conference_key, :conferenc
 
 def _booking_query() -> Select:
     return select(
-        bookings,
+        bookings.c.booking_id,
+        bookings.c.user_id,
+        bookings.c.conference_id,
+        bookings.c.status,
+        bookings.c.offer_deadline,
+        bookings.c.created_at,
+        bookings.c.updated_at,
         conference_seats.c.name,
         conference_seats.c.start_at,
         conference_seats.c.end_at,
         conference_seats.c.slots,
     ).join(conference_seats, conference_seats.c.conference_id == bookings.c.conference_id)
+
+
+# The hot reads, built once: SQLAlchemy then reuses their compiled form and cache key,
+# which per request would cost more than the database does.
+_BOOKING_BY_ID = _booking_query().where(bookings.c.booking_id == bindparam("booking_id"))
+_BOOKING_BY_ID_LOCKED = _BOOKING_BY_ID.with_for_update(of=bookings)
+_VIEW_BY_ID = _BOOKING_BY_ID.add_columns(_waitlist_position().label("position"))
 
 
 def _to_booking(row: Row) -> Booking:
@@ -171,18 +186,12 @@ class BookingRepository:
         self._ledger = ledger
 
     def get(self, booking_id: int, *, lock: bool = False) -> Booking | None:
-        query = _booking_query().where(bookings.c.booking_id == booking_id)
-        if lock:
-            query = query.with_for_update(of=bookings)
-        row = self._connection.execute(query).first()
+        query = _BOOKING_BY_ID_LOCKED if lock else _BOOKING_BY_ID
+        row = self._connection.execute(query, {"booking_id": booking_id}).first()
         return _to_booking(row) if row else None
 
     def view(self, booking_id: int) -> BookingView | None:
-        row = self._connection.execute(
-            _booking_query()
-            .add_columns(_waitlist_position().label("position"))
-            .where(bookings.c.booking_id == booking_id)
-        ).first()
+        row = self._connection.execute(_VIEW_BY_ID, {"booking_id": booking_id}).first()
         return BookingView(_to_booking(row), row.position) if row else None
 
     def views_of_user(self, user_id: str) -> list[BookingView]:

@@ -93,7 +93,7 @@ bookings = Table(
 waitlist_tree = Table(
     "waitlist_tree",
     metadata,
-    Column("conference_id", BigInteger, ForeignKey("conference_seats.conference_id"), primary_key=True),
+    Column("conference_id", BigInteger, primary_key=True),
     Column("node", BigInteger, primary_key=True),
     Column("waiting", Integer, nullable=False),
 )

@@ -7,6 +7,7 @@
   sequence goes.
 - `waitlist_tree`, kept by triggers, counts the waiting bookings as a Fenwick
   tree over each line's tickets: a position is a sum of at most 31 rows.
+
 - `booking.book()` is the booking transaction: one statement, one round trip.
 
 The functions and triggers are in `0002_booking_in_one_call.sql` beside this file.
@@ -80,15 +81,15 @@ def upgrade() -> None:
         sa.Column("conference_id", sa.BigInteger, primary_key=True),
         sa.Column("node", sa.BigInteger, primary_key=True),
         sa.Column("waiting", sa.Integer, nullable=False),
-        sa.ForeignKeyConstraint(["conference_id"], [f"{SCHEMA}.conference_seats.conference_id"]),
+        # No foreign key: only the triggers write it, under the ledger row's lock, and a key
+        # check would cost a lookup on every join.
         schema=SCHEMA,
     )
     op.execute(SQL.read_text())
-    # The tree of the lines as they are now.
+    # The tree of the lines as they are now. Every ticket 1..n of a renumbered line is waiting,
+    # so node k, counting the tickets in (k - lowbit(k), k], holds lowbit(k).
     op.execute(f"""
         INSERT INTO {SCHEMA}.waitlist_tree (conference_id, node, waiting)
-        SELECT b.conference_id, node, count(*)
-        FROM {SCHEMA}.bookings AS b CROSS JOIN LATERAL {SCHEMA}.waitlist_tree_nodes_covering(b.join_order) AS node
-        WHERE b.status = 'WAITLISTED'
-        GROUP BY b.conference_id, node
+        SELECT conference_id, join_order, join_order & -join_order
+        FROM {SCHEMA}.bookings WHERE status = 'WAITLISTED'
     """)

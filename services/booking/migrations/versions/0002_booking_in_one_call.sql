@@ -5,119 +5,139 @@
 -- ledger row and its tree only while the transaction holds that ledger's lock.
 
 
--- === Tickets: the order of each line ===========================================================
+-- === Lines: tickets, counts and the position tree ================================================
+--
+-- Each line numbers its bookings with tickets 1, 2, 3... in the order they joined
+-- (FIFO), from `conference_seats.tickets_issued`. `conference_seats.waiting` is its
+-- length. `waitlist_tree` is a Fenwick (binary indexed) tree over the tickets:
+-- node k holds how many WAITLISTED bookings have a ticket in (k - lowbit(k), k].
+-- A position is the sum of the nodes its ticket's prefix decomposes into, one per
+-- set bit of the ticket: at most 31 rows, however long the line.
+--
+-- Nodes above the newest ticket are never read, so they are not kept: a booking
+-- joins at the end of its line and creates just its own node, whose value it reads
+-- from the nodes below (on average one). A booking leaving updates the nodes that
+-- cover its ticket (at most log2 of the line's tickets). A line that empties drops
+-- its tree, which makes closing a long line at the start cheap.
 
--- A booking that joins a line (new, or back after its offer expired) takes the next
--- ticket of that conference's line: FIFO by the moment it joined, distinct for all.
-CREATE FUNCTION booking.take_waitlist_ticket() RETURNS trigger
-LANGUAGE plpgsql AS $$
+-- The walks of a Fenwick tree, as textbooks write them. PL/pgSQL keeps the plans of the
+-- statements that use them; a plain SQL function would be planned again at every call.
+
+-- The nodes whose sums make up the prefix 1..ticket.
+CREATE FUNCTION booking.waitlist_tree_nodes_summing(ticket bigint) RETURNS bigint[]
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    nodes bigint[] := '{}';
 BEGIN
-    UPDATE booking.conference_seats SET tickets_issued = tickets_issued + 1
-    WHERE conference_id = NEW.conference_id
-    RETURNING tickets_issued INTO NEW.join_order;
-    RETURN NEW;
+    WHILE ticket > 0 LOOP
+        nodes := nodes || ticket;
+        ticket := ticket - (ticket & -ticket);
+    END LOOP;
+    RETURN nodes;
 END
 $$;
 
-CREATE TRIGGER ticket_on_joining BEFORE INSERT ON booking.bookings
-FOR EACH ROW WHEN (NEW.status = 'WAITLISTED')
-EXECUTE FUNCTION booking.take_waitlist_ticket();
-
-CREATE TRIGGER ticket_on_rejoining BEFORE UPDATE OF status ON booking.bookings
-FOR EACH ROW WHEN (NEW.status = 'WAITLISTED' AND OLD.status <> 'WAITLISTED')
-EXECUTE FUNCTION booking.take_waitlist_ticket();
-
-
--- === The waitlist tree: a position in O(log n) ==================================================
---
--- A Fenwick (binary indexed) tree per conference over its tickets 1..2^31-1: node k
--- holds the number of WAITLISTED bookings with a ticket in (k - lowbit(k), k]. The
--- position of ticket t is the sum of the nodes that t's prefix decomposes into (one
--- per set bit of t); a booking joining or leaving changes the nodes covering its
--- ticket (at most 31). So neither costs more for a line of 50,000 than for one of 5.
-
--- The nodes whose sums make up the prefix 1..ticket: ticket with its lowest set bits cleared one by one.
-CREATE FUNCTION booking.waitlist_tree_nodes_summing(ticket bigint) RETURNS SETOF bigint
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT (ticket >> bit) << bit FROM generate_series(0, 30) AS bit WHERE (ticket >> bit) & 1 = 1
+-- The nodes whose ranges contain ticket (below 2^31, the largest ticket).
+CREATE FUNCTION booking.waitlist_tree_nodes_covering(ticket bigint) RETURNS bigint[]
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    nodes bigint[] := '{}';
+BEGIN
+    WHILE ticket < 2147483648 LOOP
+        nodes := nodes || ticket;
+        ticket := ticket + (ticket & -ticket);
+    END LOOP;
+    RETURN nodes;
+END
 $$;
 
--- The nodes whose ranges contain ticket: ticket itself, then ticket + lowbit(ticket), and so
--- on, below 2^31. Written without a loop: for each clear bit above the lowest set one, the
--- ticket's higher bits with that bit set.
-CREATE FUNCTION booking.waitlist_tree_nodes_covering(ticket bigint) RETURNS SETOF bigint
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT ticket
-    UNION ALL
-    SELECT ((ticket >> bit) | 1) << bit FROM generate_series(1, 30) AS bit
-    WHERE (ticket >> bit) & 1 = 0 AND ticket & ((1::bigint << bit) - 1) <> 0
+-- The nodes that, with ticket itself, make up node ticket's range (ticket - lowbit(ticket), ticket].
+CREATE FUNCTION booking.waitlist_tree_nodes_within(ticket bigint) RETURNS bigint[]
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    nodes bigint[] := '{}';
+    node bigint := ticket - 1;
+BEGIN
+    WHILE node > ticket - (ticket & -ticket) LOOP
+        nodes := nodes || node;
+        node := node - (node & -node);
+    END LOOP;
+    RETURN nodes;
+END
 $$;
 
 -- The 1-based place in line of the WAITLISTED booking holding `ticket`.
 CREATE FUNCTION booking.waitlist_position(conference bigint, ticket bigint) RETURNS integer
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce(sum(waiting), 0)::integer FROM booking.waitlist_tree
-    WHERE conference_id = conference AND node IN (SELECT booking.waitlist_tree_nodes_summing(ticket))
-$$;
-
--- Bookings joined (+1) or left (-1) lines at these tickets: count each line and update its tree.
-CREATE FUNCTION booking.record_line_changes(conferences bigint[], tickets bigint[], deltas integer[]) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    position integer;
 BEGIN
-    IF conferences IS NULL THEN
-        RETURN;
-    END IF;
-    UPDATE booking.conference_seats AS s SET waiting = s.waiting + line.delta
-    FROM (
-        SELECT conference_id, sum(delta)::integer AS delta FROM unnest(conferences, deltas) AS c(conference_id, delta)
-        GROUP BY conference_id HAVING sum(delta) <> 0
-    ) AS line
-    WHERE s.conference_id = line.conference_id;
-    -- An empty line's nodes are all zero; dropping them makes closing a long line at the start cheap.
-    DELETE FROM booking.waitlist_tree AS t USING booking.conference_seats AS s
-    WHERE t.conference_id = s.conference_id AND s.waiting = 0 AND s.conference_id = ANY (conferences);
-    INSERT INTO booking.waitlist_tree AS t (conference_id, node, waiting)
-    SELECT c.conference_id, node, sum(c.delta)
-    FROM unnest(conferences, tickets, deltas) AS c(conference_id, ticket, delta)
-    JOIN booking.conference_seats AS s ON s.conference_id = c.conference_id AND s.waiting > 0
-    CROSS JOIN LATERAL booking.waitlist_tree_nodes_covering(c.ticket) AS node
-    GROUP BY c.conference_id, node
-    HAVING sum(c.delta) <> 0
-    ON CONFLICT (conference_id, node) DO UPDATE SET waiting = t.waiting + excluded.waiting;
+    SELECT coalesce(sum(waiting), 0) INTO position FROM booking.waitlist_tree
+    WHERE conference_id = conference AND node = ANY (booking.waitlist_tree_nodes_summing(ticket));
+    RETURN position;
 END
 $$;
 
-CREATE FUNCTION booking.count_new_booking_in_line() RETURNS trigger
+-- A booking joining a line (new, or back after its offer expired): the next ticket, the
+-- line's count, and the ticket's node. Runs before the row is written, so the CHECK that
+-- a WAITLISTED booking has a ticket sees it.
+CREATE FUNCTION booking.join_waitlist() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM booking.record_line_changes(ARRAY[NEW.conference_id], ARRAY[NEW.join_order], ARRAY[1]);
-    RETURN NULL;
+    UPDATE booking.conference_seats SET tickets_issued = tickets_issued + 1, waiting = waiting + 1
+    WHERE conference_id = NEW.conference_id
+    RETURNING tickets_issued INTO NEW.join_order;
+    INSERT INTO booking.waitlist_tree (conference_id, node, waiting)
+    SELECT NEW.conference_id, NEW.join_order, 1 + coalesce(sum(waiting), 0)
+    FROM booking.waitlist_tree
+    WHERE conference_id = NEW.conference_id
+      AND node = ANY (booking.waitlist_tree_nodes_within(NEW.join_order));
+    RETURN NEW;
 END
 $$;
 
--- Row by row for inserts: a booking that is CONFIRMED at once costs nothing here.
-CREATE TRIGGER count_joining AFTER INSERT ON booking.bookings
+CREATE TRIGGER joins_waitlist BEFORE INSERT ON booking.bookings
 FOR EACH ROW WHEN (NEW.status = 'WAITLISTED')
-EXECUTE FUNCTION booking.count_new_booking_in_line();
+EXECUTE FUNCTION booking.join_waitlist();
 
-CREATE FUNCTION booking.count_line_changes() RETURNS trigger
+CREATE TRIGGER rejoins_waitlist BEFORE UPDATE OF status ON booking.bookings
+FOR EACH ROW WHEN (NEW.status = 'WAITLISTED' AND OLD.status <> 'WAITLISTED')
+EXECUTE FUNCTION booking.join_waitlist();
+
+-- Bookings that left a line in one statement (offered a seat, canceled, or the whole line
+-- at the start): once per statement, so closing a line of thousands is one change set.
+CREATE FUNCTION booking.leave_waitlist() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    line record;
 BEGIN
-    -- A row still waiting at the same ticket contributes -1 and +1, which cancel out.
-    PERFORM booking.record_line_changes(array_agg(conference_id), array_agg(ticket), array_agg(delta))
-    FROM (
-        SELECT conference_id, join_order AS ticket, -1 AS delta FROM old_rows WHERE status = 'WAITLISTED'
-        UNION ALL
-        SELECT conference_id, join_order, 1 FROM new_rows WHERE status = 'WAITLISTED'
-    ) AS changes;
+    FOR line IN
+        SELECT o.conference_id, array_agg(o.join_order) AS tickets
+        FROM old_rows AS o JOIN new_rows AS n ON n.booking_id = o.booking_id
+        WHERE o.status = 'WAITLISTED' AND n.join_order IS DISTINCT FROM o.join_order
+        GROUP BY o.conference_id
+    LOOP
+        UPDATE booking.conference_seats AS s SET waiting = s.waiting - cardinality(line.tickets)
+        WHERE s.conference_id = line.conference_id;
+        IF (SELECT waiting FROM booking.conference_seats WHERE conference_id = line.conference_id) = 0 THEN
+            DELETE FROM booking.waitlist_tree WHERE conference_id = line.conference_id;
+        ELSE
+            UPDATE booking.waitlist_tree AS t SET waiting = t.waiting - covered.leaving
+            FROM (
+                SELECT node, count(*) AS leaving
+                FROM unnest(line.tickets) AS ticket, unnest(booking.waitlist_tree_nodes_covering(ticket)) AS node
+                GROUP BY node
+            ) AS covered
+            WHERE t.conference_id = line.conference_id AND t.node = covered.node;
+        END IF;
+    END LOOP;
     RETURN NULL;
 END
 $$;
 
--- Once per statement for updates: closing a line of thousands at the start is one change set.
-CREATE TRIGGER count_moves AFTER UPDATE ON booking.bookings
+CREATE TRIGGER leaves_waitlist AFTER UPDATE ON booking.bookings
 REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-FOR EACH STATEMENT EXECUTE FUNCTION booking.count_line_changes();
+FOR EACH STATEMENT EXECUTE FUNCTION booking.leave_waitlist();
 
 
 -- === Booking ======================================================================================
@@ -215,7 +235,7 @@ BEGIN
         UPDATE booking.conference_seats SET seats_held = seats_held + 1 WHERE conference_id = seats.conference_id;
         new_status := 'CONFIRMED';
     ELSE
-        new_status := 'WAITLISTED';  -- the triggers give it its ticket and count it
+        new_status := 'WAITLISTED';  -- a trigger gives it its ticket and counts it
     END IF;
     INSERT INTO booking.bookings (user_id, conference_id, status, during)
     VALUES (p_user_id, seats.conference_id, new_status, tstzrange(seats.start_at, seats.end_at))
