@@ -45,7 +45,7 @@ def database_reachable(engine: Engine) -> Callable[[], bool]:
 class ServiceRuntime:
     """A gRPC server plus the service's workers; health is SERVING while every check passes."""
 
-    def __init__(self, name: str, address: str, *, max_workers: int = int(__import__("os").environ.get("XTHREADS", "16"))) -> None:
+    def __init__(self, name: str, address: str, *, max_workers: int = 16) -> None:
         self.name = name
         self._address = address
         self._server = grpc.server(
