@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +68,25 @@ def test_the_booking_service_restarting_loses_no_booking(api, stack):
     stack.wait_ready()
     assert api.status(booked) == "CONFIRMED"
     assert api.conference(conference["name"])["available_slots"] == 1
+
+
+def worker_pids(stack, name):
+    """The worker processes of a service's first replica: its supervisor's children."""
+    supervisor = stack.processes[name].pid
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    return sorted(int(pid) for pid in children)
+
+
+def test_a_worker_process_that_dies_is_replaced_and_the_service_keeps_answering(api, stack):
+    before = worker_pids(stack, "booking")
+    if len(before) < 2:
+        pytest.skip("the booking service runs a single process (WORKERS=1)")
+    os.kill(before[0], signal.SIGKILL)
+
+    # Meanwhile the other workers answer; the supervisor starts a new one in place of the dead.
+    conference = api.create_conference(slots=1)
+    assert api.status(api.book(conference, api.create_user())["booking_id"]) == "CONFIRMED"
+    eventually(
+        lambda: len(worker_pids(stack, "booking")) == len(before) and before[0] not in worker_pids(stack, "booking")
+    )
+    stack.wait_ready()
