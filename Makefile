@@ -44,7 +44,7 @@ install: $(VENV)/.installed gen/.generated ## Create .venv with the pinned depen
 protos: gen/.generated ## Generate Python code (with .pyi stubs) from protos/ into gen/
 
 .PHONY: system-deps
-system-deps: ## Install PostgreSQL and RabbitMQ from Debian's packages if missing
+system-deps: ## Install PostgreSQL, RabbitMQ and wrk from Debian's packages if missing
 	@scripts/system-deps.sh
 
 .PHONY: migrate

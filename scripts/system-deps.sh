@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Install the PostgreSQL and RabbitMQ servers from Debian's packages when missing, without starting their services:
-# scripts/infra.py runs private instances of them instead.
+# Install the PostgreSQL and RabbitMQ servers, and the wrk load generator (make bench), from Debian's packages when
+# missing, without starting their services: scripts/infra.py runs private instances of them instead.
 set -euo pipefail
 
 missing=()
 [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] || missing+=(rabbitmq-server)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+[[ -x /usr/bin/wrk ]] || missing+=(wrk)
 if ((${#missing[@]} == 0)); then exit 0; fi
 
 if ((EUID != 0)); then
