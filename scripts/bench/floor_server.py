@@ -51,7 +51,8 @@ def build(port: int) -> ServiceRuntime:
 
 def main(argv: list[str]) -> None:
     port = int(argv[1])
-    run_service(NAME, lambda: build(port))
+    # With WORKERS above 1, as many worker processes share the port, as they do for the services.
+    run_service(NAME, lambda: port, build)
 
 
 if __name__ == "__main__":
