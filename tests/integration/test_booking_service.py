@@ -273,3 +273,50 @@ def test_the_database_refuses_an_oversold_conference_or_overlapping_confirmation
             ),
             {"other": other.conference_id, "id": booked.booking.booking_id},
         )
+
+
+class CountingDirectory:
+    """The fake conference service, counting how often the booking service asks it."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self.asked = 0
+
+    def by_name(self, name):
+        self.asked += 1
+        return self._inner.by_name(name)
+
+    def by_id(self, conference_id):
+        self.asked += 1
+        return self._inner.by_id(conference_id)
+
+
+def test_a_conference_is_copied_once_and_bookings_never_ask_for_it_again(uow, directory, new_user, tomorrow):
+    conference = directory.add(start=tomorrow, slots=2)
+    counting = CountingDirectory(directory)
+    now = tomorrow - timedelta(days=1)
+
+    availability = handlers.seat_availability(uow(), counting, conference.conference_id)
+    for _ in range(3):
+        book(uow, counting, new_user(), conference, now)
+
+    assert (availability.slots, availability.open_to_newcomers, availability.waiting) == (2, 2, 0)
+    assert counting.asked == 1, "only the first look at the conference asks its owner"
+    after = handlers.seat_availability(uow(), counting, conference.conference_id)
+    assert (after.held, after.open_to_newcomers, after.waiting) == (2, 0, 1)
+
+
+def test_a_first_booking_copies_the_conference_itself_when_nobody_looked_before(uow, directory, new_user, tomorrow):
+    conference = directory.add(start=tomorrow, slots=1)
+    counting = CountingDirectory(directory)
+    now = tomorrow - timedelta(days=1)
+
+    first = book(uow, counting, new_user(), conference, now)
+    second = book(uow, counting, new_user(), conference, now)
+
+    assert (first.booking.status, second.booking.status, second.waitlist_position) == (
+        Status.CONFIRMED,
+        Status.WAITLISTED,
+        1,
+    )
+    assert counting.asked == 1

@@ -82,8 +82,9 @@ def book(
     """CONFIRMED when a seat is open to newcomers, otherwise WAITLISTED at the end of the line.
 
     Usually one call of the database's booking.book(), which decides, writes and
-    commits in a single round trip. The first booking of a conference copies it
-    from the conference service (conferences never change). A user who waits for an
+    commits in a single round trip. The conference's copy is usually here already
+    (see seat_availability); if not, it is copied from the conference service
+    first (conferences never change). A user who waits for an
     overlapping conference books in a transaction that also cancels those bookings
     if this one is confirmed.
     """
@@ -181,8 +182,12 @@ def get_booking(uow: BookingUnitOfWork, booking_id: int) -> BookingView:
 def seat_availability(uow: BookingUnitOfWork, directory: ConferenceDirectory, conference_id: int) -> SeatAvailability:
     with uow.autocommit():
         seats = uow.seats.get(conference_id)
-    if seats is None:  # nobody has booked it yet, so this service has no copy
-        seats = Seats(conference=directory.by_id(conference_id), held=0)
+        if seats is None:
+            # The first time this service meets the conference (the gateway asks right after
+            # creating it): copy it now, so that no booking has to ask the conference service.
+            conference = directory.by_id(conference_id)
+            uow.seats.ensure(conference)
+            seats = Seats(conference=conference, held=0)
     return SeatAvailability(
         conference_id=conference_id,
         slots=seats.conference.slots,
