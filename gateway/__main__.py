@@ -25,4 +25,6 @@ uvicorn.run(
     port=config.port,
     log_config=None,
     access_log=False,
+    # Nothing sits in front of the gateway by default; trusting forwarded headers costs a parse per request.
+    proxy_headers=False,
 )
