@@ -20,12 +20,12 @@ DEFAULTS = {
 }
 QUICK = DEFAULTS | {
     "duration": 2,
-    "line": 500,
+    "line": 300,
     "users": 10_000,
     "conferences": 100,
     "seats": 10,
     "promotion_trials": 5,
-    "expiries": 3,
+    "expiries": 2,
 }
 _HELP = {
     "connections": "wrk connections, each with one request in flight",
