@@ -20,6 +20,7 @@ help: ## List the targets
 	@echo "  Settings (environment or make VAR=value): GATEWAY_PORT [8080], CONFERENCE_GRPC_PORT [50051],"
 	@echo "  BOOKING_GRPC_PORT [50052], WAITLIST_GRPC_PORT [50053], CONFIRMATION_WINDOW_SECONDS [3600],"
 	@echo "  DATABASE_URL, AMQP_URL, LISTEN_HOST [127.0.0.1]; see README.md."
+	@echo "  make bench BENCH_ARGS=\"--quick --strict ...\" passes options; python -m scripts.bench --help lists them."
 
 # --- setting up ------------------------------------------------------------
 
@@ -99,7 +100,7 @@ fmt: install ## Format and fix what ruff can
 	$(VENV)/bin/ruff check --fix .
 
 .PHONY: bench
-bench: install system-deps ## Measure booking throughput and promotion latency on a private stack
+bench: install system-deps ## The HTTP API under wrk beside ceilings from the same run, and the waitlist's delays
 	$(VENV_PY) -m scripts.bench $(BENCH_ARGS)
 
 .PHONY: clean

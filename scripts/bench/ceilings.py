@@ -130,13 +130,16 @@ def _scratch_schema(database_url: str, conferences: int, slots: int) -> Iterator
 
 def _drive(database_url: str, threads: int, seconds: int, conferences: int, stop: threading.Event) -> SqlRun:
     runs = [SqlRun() for _ in range(threads)]
+    # The clock starts once every thread has its connection, as wrk's connections are open before it counts.
+    connected = threading.Barrier(threads + 1)
     workers = [
-        threading.Thread(target=_book, args=(database_url, index, threads, conferences, stop, runs[index]))
+        threading.Thread(target=_book, args=(database_url, index, conferences, connected, stop, runs[index]))
         for index in range(threads)
     ]
-    started = time.perf_counter()
     for worker in workers:
         worker.start()
+    connected.wait()
+    started = time.perf_counter()
     stop.wait(seconds)
     stop.set()
     for worker in workers:
@@ -149,9 +152,24 @@ def _drive(database_url: str, threads: int, seconds: int, conferences: int, stop
     return total
 
 
-def _book(database_url: str, index: int, threads: int, conferences: int, stop: threading.Event, run: SqlRun) -> None:
+def _book(
+    database_url: str,
+    index: int,
+    conferences: int,
+    connected: threading.Barrier,
+    stop: threading.Event,
+    run: SqlRun,
+) -> None:
     """One thread's bookings until `stop`: BEGIN (implicit), take a seat or not, look for overlaps, insert, COMMIT."""
-    connection = _connect(database_url)
+    try:
+        connection = _connect(database_url)
+    except psycopg2.Error as error:
+        run.errors += 1
+        run.first_error = " ".join(str(error).split())
+        connected.wait()
+        return
+    connected.wait()
+    threads = connected.parties - 1
     serial = 0
     try:
         with connection.cursor() as cursor:

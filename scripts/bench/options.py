@@ -20,12 +20,12 @@ DEFAULTS = {
 }
 QUICK = DEFAULTS | {
     "duration": 2,
-    "line": 500,
+    "line": 300,
     "users": 10_000,
     "conferences": 100,
     "seats": 10,
     "promotion_trials": 5,
-    "expiries": 3,
+    "expiries": 2,
 }
 _HELP = {
     "connections": "wrk connections, each with one request in flight",
@@ -70,11 +70,9 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         "waitlist's delays, on a private stack; print a Markdown report.",
     )
     for name, default in DEFAULTS.items():
+        quick = f"; --quick {QUICK[name]:,}" if QUICK[name] != default else ""
         parser.add_argument(
-            f"--{name.replace('_', '-')}",
-            type=_positive,
-            default=None,
-            help=f"{_HELP[name]} [{default:,}; --quick {QUICK[name]:,}]",
+            f"--{name.replace('_', '-')}", type=_positive, metavar="N", help=f"{_HELP[name]} [{default:,}{quick}]"
         )
     parser.add_argument("--quick", action="store_true", help="short runs and a short line, for a smoke test")
     parser.add_argument("--strict", action="store_true", help="a missed target fails the exit status too")
