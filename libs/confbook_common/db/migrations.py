@@ -10,13 +10,13 @@ from alembic.config import Config
 from sqlalchemy import create_engine, pool
 
 
-def upgrade(migrations_dir: Path, database_url: str, schema: str) -> None:
-    """Bring `schema` to the newest revision in `migrations_dir`, as the role in `database_url`."""
+def upgrade(migrations_dir: Path, database_url: str, schema: str, revision: str = "head") -> None:
+    """Bring `schema` to `revision` (the newest by default) of `migrations_dir`, as the role in `database_url`."""
     config = Config()
     config.set_main_option("script_location", str(migrations_dir))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     config.attributes["schema"] = schema
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
 def run_migrations() -> None:

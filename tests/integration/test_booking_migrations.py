@@ -1,0 +1,114 @@
+"""Migration 0002 on a booking schema that already holds lines: numbered per conference, counted, positions kept."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy
+from psycopg2 import sql
+from sqlalchemy import text
+from sqlalchemy.engine import Engine, make_url
+
+from confbook_common.db.migrations import upgrade
+from scripts import infra
+from scripts.migrate import SERVICES_DIR, provision
+from scripts.sandbox import Infrastructure
+
+DATABASE = "confbook_migration_test"
+
+
+@pytest.fixture
+def database_at_0001(infrastructure: Infrastructure) -> Iterator[tuple[Engine, str]]:
+    """A database of its own whose booking schema stops at revision 0001."""
+    admin_url = make_url(infrastructure.database_url)
+    connection = infra.connect_postgres(admin_url, database="postgres")
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE)))
+        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+    connection.close()
+    admin = sqlalchemy.create_engine(admin_url.set(database=DATABASE), isolation_level="AUTOCOMMIT")
+    with admin.begin() as db:
+        db.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
+    service_url = make_url(infrastructure.service_database_url("booking")).set(database=DATABASE)
+    provision(admin, schema="booking", role=service_url.username or "", password=service_url.password or "")
+    url = service_url.render_as_string(hide_password=False)
+    upgrade(SERVICES_DIR / "booking" / "migrations", url, schema="booking", revision="0001")
+    engine = sqlalchemy.create_engine(url)
+    yield engine, url
+    engine.dispose()
+    admin.dispose()
+
+
+def test_lines_keep_their_order_and_positions_through_the_upgrade(database_at_0001):
+    engine, url = database_at_0001
+    with engine.begin() as db:
+        db.execute(
+            text("INSERT INTO booking.users (user_id, topics) SELECT 'u' || n, '{}' FROM generate_series(1, 30) n")
+        )
+        db.execute(
+            text(
+                "INSERT INTO booking.conference_seats (conference_id, name, start_at, end_at, slots, seats_held)"
+                " VALUES (1, 'Zürich Days', '2030-01-01', '2030-01-02', 1, 1),"
+                " (2, 'Other', '2030-02-01', '2030-02-02', 1, 1)"
+            )
+        )
+        # Two lines interleaved on the one global sequence, with gaps where bookings left.
+        for n in range(1, 31):
+            conference = 1 if n % 3 else 2
+            status = "CONFIRMED" if n in (1, 3) else ("CANCELED" if n % 7 == 0 else "WAITLISTED")
+            db.execute(
+                text(
+                    "INSERT INTO booking.bookings (user_id, conference_id, status, during, join_order)"
+                    " VALUES (:user, :conference, :status, tstzrange(:start, :end),"
+                    " CASE WHEN :status = 'WAITLISTED' THEN nextval('booking.waitlist_join_order') END)"
+                ),
+                {
+                    "user": f"u{n}",
+                    "conference": conference,
+                    "status": status,
+                    "start": "2030-01-01" if conference == 1 else "2030-02-01",
+                    "end": "2030-01-02" if conference == 1 else "2030-02-02",
+                },
+            )
+        before = db.execute(
+            text(
+                "SELECT booking_id, row_number() OVER (PARTITION BY conference_id ORDER BY join_order)"
+                " FROM booking.bookings WHERE status = 'WAITLISTED'"
+            )
+        ).all()
+
+    upgrade(SERVICES_DIR / "booking" / "migrations", url, schema="booking")
+
+    with engine.begin() as db:
+        after = dict(
+            db.execute(
+                text(
+                    "SELECT booking_id, booking.waitlist_position(conference_id, join_order)"
+                    " FROM booking.bookings WHERE status = 'WAITLISTED'"
+                )
+            ).all()
+        )
+        ledgers = db.execute(
+            text("SELECT conference_id, name_key, waiting, tickets_issued FROM booking.conference_seats ORDER BY 1")
+        ).all()
+        tickets = db.execute(
+            text(
+                "SELECT conference_id, array_agg(join_order ORDER BY join_order) FROM booking.bookings"
+                " WHERE status = 'WAITLISTED' GROUP BY 1 ORDER BY 1"
+            )
+        ).all()
+    assert after == dict(before), "every waiting booking keeps its place"
+    waiting = {conference: len(line) for conference, line in tickets}
+    assert [(c, key, w, t) for c, key, w, t in ledgers] == [
+        (1, "zürich days", waiting[1], waiting[1]),
+        (2, "other", waiting[2], waiting[2]),
+    ]
+    assert [line for _, line in tickets] == [list(range(1, waiting[c] + 1)) for c, _ in tickets]
+
+    # And the line goes on from there: the next booking joins at the end.
+    with engine.begin() as db:
+        db.execute(text("INSERT INTO booking.users (user_id, topics) VALUES ('late', '{}')"))
+        placed = db.execute(text("SELECT * FROM booking.book('late', 'zürich days', NULL, '2029-01-01', false)")).one()
+    assert (placed.outcome, placed.status, placed.waitlist_position) == ("BOOKED", "WAITLISTED", waiting[1] + 1)
