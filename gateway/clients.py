@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar, cast
 
@@ -21,9 +22,20 @@ Stub = TypeVar("Stub")
 CHANNELS_PER_SERVICE = 8
 
 
-def _channel(target: str) -> grpc.aio.Channel:
+# A call on a channel that is reconnecting (its service restarted, say) waits for the
+# connection, within its deadline, instead of failing at once; and channels retry soon.
+_SERVICE_CONFIG = json.dumps({"methodConfig": [{"name": [{}], "waitForReady": True}]})
+_CHANNEL_OPTIONS = [
     # Without a local subchannel pool, channels to one target would share one connection.
-    return grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+    ("grpc.use_local_subchannel_pool", 1),
+    ("grpc.service_config", _SERVICE_CONFIG),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+]
+
+
+def _channel(target: str) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
 
 
 class RoundRobin(Generic[Stub]):
