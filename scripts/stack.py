@@ -145,16 +145,21 @@ def command(name: str) -> list[str]:
 
 
 def launch(
-    name: str, environment: Mapping[str, str], log_dir: Path, *, log_name: str | None = None
+    name: str,
+    environment: Mapping[str, str],
+    log_dir: Path,
+    *,
+    log_name: str | None = None,
+    argv: list[str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start one service (or the gateway) in a session of its own, appending its output to
-    <log_dir>/<log_name>.log (by default the service's name). Its worker processes share the session."""
+    """Start one service (or the gateway, or `argv`) in a session of its own, appending its output to
+    <log_dir>/<log_name>.log (by default `name`). Its worker processes share the session."""
     log_dir.mkdir(parents=True, exist_ok=True)
     with (log_dir / f"{log_name or name}.log").open("ab") as log_file:
         log_file.write(f"--- started at {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
         log_file.flush()
         return subprocess.Popen(
-            command(name),
+            argv or command(name),
             cwd=REPO_ROOT,
             # Unbuffered output, so that a crash's last words reach the log before we show its tail.
             env={**environment, "PYTHONUNBUFFERED": "1"},

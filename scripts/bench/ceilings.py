@@ -30,7 +30,7 @@ from confbook_common.settings import DEFAULT_GRPC_PORTS
 from scripts import infra
 from scripts.bench.report import PERCENTILES, Rate
 from scripts.sandbox import Stack, free_port
-from scripts.stack import REPO_ROOT, launch, wait_until_ready
+from scripts.stack import launch, wait_until_ready
 
 SCHEMA = "bench_ceiling"
 # Every conference of the ceiling has the same two hours; only the seat ledger differs between them.
@@ -241,7 +241,12 @@ class Floor:
             "GATEWAY_PORT": str(self.gateway_port),
             **{f"{service.upper()}_GRPC_PORT": str(self.grpc_port) for service in DEFAULT_GRPC_PORTS},
         }
-        self.processes[FLOOR_SERVER] = _launch_server(self.grpc_port, env, self.log_dir)
+        self.processes[FLOOR_SERVER] = launch(
+            FLOOR_SERVER,
+            env,
+            self.log_dir,
+            argv=[sys.executable, "-m", "scripts.bench.floor_server", str(self.grpc_port)],
+        )
         self.processes["gateway"] = launch("gateway", env, self.log_dir)
         # /readyz asks every "service" for its health: here, three times the no-op server's.
         wait_until_ready(self.base_url, self.processes, self.log_dir)
@@ -251,18 +256,3 @@ class Floor:
         for process in self.processes.values():
             process.wait()
         self.processes.clear()
-
-
-def _launch_server(port: int, environment: Mapping[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
-    """Like scripts/stack.py's launch: a session of its own, output appended to <log_dir>/bench-floor.log."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with (log_dir / f"{FLOOR_SERVER}.log").open("ab") as log_file:
-        return subprocess.Popen(
-            [sys.executable, "-m", "scripts.bench.floor_server", str(port)],
-            cwd=REPO_ROOT,
-            env={**environment, "PYTHONUNBUFFERED": "1"},
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )

@@ -51,18 +51,15 @@ BEGIN
 END
 $$;
 
--- The nodes that, with ticket itself, make up node ticket's range (ticket - lowbit(ticket), ticket].
+-- The nodes that, with ticket itself, make up node ticket's range (ticket - lowbit(ticket), ticket]:
+-- those of the prefix 1..ticket-1 above ticket - lowbit(ticket).
 CREATE FUNCTION booking.waitlist_tree_nodes_within(ticket bigint) RETURNS bigint[]
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
-DECLARE
-    nodes bigint[] := '{}';
-    node bigint := ticket - 1;
 BEGIN
-    WHILE node > ticket - (ticket & -ticket) LOOP
-        nodes := nodes || node;
-        node := node - (node & -node);
-    END LOOP;
-    RETURN nodes;
+    RETURN ARRAY(
+        SELECT node FROM unnest(booking.waitlist_tree_nodes_summing(ticket - 1)) AS node
+        WHERE node > ticket - (ticket & -ticket)
+    );
 END
 $$;
 
