@@ -1,30 +1,62 @@
+"""`python -m gateway`: the HTTP gateway, as WORKERS processes sharing one port.
+
+Each worker is a single uvicorn server on its own SO_REUSEPORT socket, so the
+gateway's processes are started, restarted and stopped the same way as the
+services' (confbook_common.processes): by supervisord under `make up`, or by
+this command's own parent process when started directly.
+"""
+
+import socket
 import sys
 
 import uvicorn
 
+from confbook_common import processes
 from confbook_common.logging_setup import configure_logging
 from confbook_common.settings import ConfigError, Env
+from gateway.app import create_app
 from gateway.config import GatewayConfig
 
-try:
-    configure_logging("gateway")
-    config = GatewayConfig.from_env()
-    workers = Env().workers()
-except ConfigError as error:
-    sys.exit(f"gateway: {error}")
-# With workers > 1, uvicorn's parent binds the port, starts that many worker processes (each
-# building the app from the environment), restarts one that dies and stops them on SIGTERM.
-uvicorn.run(
-    "gateway.app:create_app_from_env",
-    factory=True,
-    workers=workers,
-    # The C HTTP parser and event loop: several times cheaper per request than the pure-Python ones.
-    http="httptools",
-    loop="uvloop",
-    host=config.host,
-    port=config.port,
-    log_config=None,
-    access_log=False,
-    # Nothing sits in front of the gateway by default; trusting forwarded headers costs a parse per request.
-    proxy_headers=False,
-)
+_SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Worker processes share the port; the kernel spreads connections among them.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _serve(config: GatewayConfig) -> None:
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(config),
+            # The C HTTP parser and event loop: several times cheaper per request than the pure-Python ones.
+            http="httptools",
+            loop="uvloop",
+            log_config=None,
+            access_log=False,
+            # Nothing sits in front of the gateway by default; trusting forwarded headers costs a parse per request.
+            proxy_headers=False,
+            timeout_graceful_shutdown=int(_SHUTDOWN_GRACE_SECONDS / 2),
+        )
+    )
+    server.run(sockets=[_listening_socket(config.host, config.port)])
+
+
+def main() -> None:
+    try:
+        configure_logging("gateway")
+        config = GatewayConfig.from_env()
+        workers = Env().workers()
+    except ConfigError as error:
+        sys.exit(f"gateway: {error}")
+    processes.serve_as_workers("gateway", workers, lambda: _serve(config), grace_seconds=_SHUTDOWN_GRACE_SECONDS)
+
+
+main()

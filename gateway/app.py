@@ -8,7 +8,6 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from confbook_common.logging_setup import configure_logging
 from gateway.body_limit import JsonBodyMiddleware
 from gateway.clients import ServiceClients
 from gateway.config import GatewayConfig
@@ -34,12 +33,6 @@ def create_app(config: GatewayConfig) -> FastAPI:
     app.add_middleware(JsonBodyMiddleware, max_bytes=config.max_body_bytes)
     _document_400_instead_of_422(app)
     return app
-
-
-def create_app_from_env() -> FastAPI:
-    """The app of one worker process: settings and logging from the environment."""
-    configure_logging("gateway")
-    return create_app(GatewayConfig.from_env())
 
 
 def _document_400_instead_of_422(app: FastAPI) -> None:

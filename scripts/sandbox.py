@@ -20,8 +20,8 @@ from sqlalchemy.engine import make_url
 from confbook_common.messaging.topology import DEAD_LETTER_QUEUE
 from confbook_common.settings import Env
 from scripts import infra
+from scripts.launching import MODULES, launch, wait_until_ready
 from scripts.migrate import migrate_all
-from scripts.stack import MODULES, launch, wait_until_ready
 from services.waitlist.adapters import topology as waitlist_topology
 
 
@@ -84,6 +84,24 @@ def _is_setting(name: str) -> bool:
     return name.endswith(_SETTINGS) or name == "CONFIRMATION_WINDOW_SECONDS"
 
 
+def environment(infrastructure: Infrastructure, ports: Mapping[str, int], window_seconds: int) -> dict[str, str]:
+    """The settings of a stack on `ports` (by program name) using `infrastructure`, over this process's
+    environment without its own confbook settings (a BOOKING_DATABASE_URL, say), which must not leak in."""
+    inherited = {key: value for key, value in os.environ.items() if not _is_setting(key)}
+    return {
+        **inherited,
+        **infrastructure.env(),
+        "GATEWAY_PORT": str(ports["gateway"]),
+        **{f"{service.upper()}_GRPC_PORT": str(port) for service, port in ports.items() if service != "gateway"},
+        "CONFIRMATION_WINDOW_SECONDS": str(window_seconds),
+    }
+
+
+def free_ports() -> dict[str, int]:
+    """A free port for each program (the gateway and each service)."""
+    return {name: free_port() for name in MODULES}
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -110,7 +128,7 @@ class Stack:
     window_seconds: int
     log_dir: Path
     replicas: int = field(default_factory=replicas_from_env)
-    ports: dict[str, int] = field(default_factory=lambda: {name: free_port() for name in MODULES})
+    ports: dict[str, int] = field(default_factory=free_ports)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -121,15 +139,7 @@ class Stack:
         return f"127.0.0.1:{self.ports[service]}"
 
     def env(self) -> Mapping[str, str]:
-        # The caller's own confbook settings (a BOOKING_DATABASE_URL, say) must not leak in.
-        inherited = {key: value for key, value in os.environ.items() if not _is_setting(key)}
-        return {
-            **inherited,
-            **self.infrastructure.env(),
-            "GATEWAY_PORT": str(self.ports["gateway"]),
-            **{f"{service.upper()}_GRPC_PORT": str(port) for service, port in self.ports.items()},
-            "CONFIRMATION_WINDOW_SECONDS": str(self.window_seconds),
-        }
+        return environment(self.infrastructure, self.ports, self.window_seconds)
 
     def instances(self, name: str) -> list[str]:
         """The names in `processes` of one service's replicas (or of the gateway)."""

@@ -1,16 +1,25 @@
 """Running one service as several worker processes that share its port.
 
 Python runs one thread at a time per process, so a service uses more than one
-core only as several processes. The parent started by `python -m <service>`
-starts WORKERS copies of the same command, each a complete service (gRPC
-server, relay, consumers) that binds the port with SO_REUSEPORT; the kernel
-spreads connections among them. The parent holds no state: it restarts a
-worker that dies and stops them all on SIGTERM or SIGINT. Correctness never
-rests on there being one process (see docs/adr/0009).
+core only as several processes. Each worker is a complete service (gRPC
+server, relay, consumers; or the gateway's HTTP server) that binds the port
+with SO_REUSEPORT; the kernel spreads connections among them. Correctness
+never rests on there being one process (see docs/adr/0009).
+
+Two things start workers. Under `make up` and `make run`, supervisord starts
+each worker itself (scripts/supervision.py), with CONFBOOK_WORKER_INDEX set.
+Started directly (`python -m services.booking`, as in a container), the
+process supervises WORKERS copies of its own command: it holds no state,
+restarts a worker that dies and stops them all on SIGTERM or SIGINT.
+
+Either way a worker never outlives whatever started it: it asks the kernel
+for SIGTERM when its parent dies, so a supervisor killed with SIGKILL leaves
+no orphan holding the port.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -18,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 
 from confbook_common.worker import Backoff
@@ -31,8 +41,34 @@ _POLL_SECONDS = 0.5
 _HEALTHY_LIFETIME_SECONDS = 30.0
 
 
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
 def is_worker() -> bool:
     return WORKER_INDEX_VARIABLE in os.environ
+
+
+def end_with_parent() -> None:
+    """Have the kernel send this process SIGTERM when its parent dies (Linux; elsewhere a no-op)."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+            return
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def serve_as_workers(name: str, count: int, serve: Callable[[], None], *, grace_seconds: float) -> None:
+    """Serve in this process when it is a worker or the only one; else supervise `count` workers."""
+    if is_worker():
+        end_with_parent()
+    elif count > 1:
+        sys.exit(supervise_workers(name, count, grace_seconds=grace_seconds))
+    serve()
 
 
 def supervise_workers(name: str, count: int, *, grace_seconds: float) -> int:

@@ -29,8 +29,8 @@ from sqlalchemy.engine import make_url
 from confbook_common.settings import DEFAULT_GRPC_PORTS
 from scripts import infra
 from scripts.bench.report import PERCENTILES, Rate
+from scripts.launching import launch, wait_until_ready
 from scripts.sandbox import Stack, free_port
-from scripts.stack import launch, wait_until_ready
 
 SCHEMA = "bench_ceiling"
 # Every conference of the ceiling has the same two hours; only the seat ledger differs between them.

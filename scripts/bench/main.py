@@ -24,8 +24,8 @@ from scripts.bench.memory import MemoryWatch
 from scripts.bench.options import Options, parse_options
 from scripts.bench.report import Report, progress
 from scripts.bench.scenarios import Bench
+from scripts.launching import StackError
 from scripts.sandbox import Infrastructure, Stack
-from scripts.stack import StackError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 # Ports of their own: a benchmark and `make test` may run at the same time without meeting.

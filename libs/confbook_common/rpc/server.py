@@ -125,8 +125,8 @@ class ServiceRuntime:
 def run_service(name: str, load_config: Callable[[], Config], build: Callable[[Config], ServiceRuntime]) -> None:
     """The body of every service's main(): a bad setting ends the process with one clear line.
 
-    With WORKERS above 1 this process only supervises that many workers, each of
-    which runs the whole service (see confbook_common.processes).
+    With WORKERS above 1, and not itself a worker, this process only supervises that
+    many workers, each of which runs the whole service (see confbook_common.processes).
     """
     try:
         configure_logging(name)
@@ -134,6 +134,6 @@ def run_service(name: str, load_config: Callable[[], Config], build: Callable[[C
         workers = Env().workers()
     except ConfigError as error:
         sys.exit(f"{name}: {error}")
-    if workers > 1 and not processes.is_worker():
-        sys.exit(processes.supervise_workers(name, workers, grace_seconds=2 * _SHUTDOWN_GRACE_SECONDS + 1))
-    build(config).serve()
+    processes.serve_as_workers(
+        name, workers, lambda: build(config).serve(), grace_seconds=2 * _SHUTDOWN_GRACE_SECONDS + 1
+    )

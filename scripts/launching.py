@@ -1,0 +1,111 @@
+"""Starting the stack's programs and waiting for them: what the supervised stack (scripts.stack),
+the throw-away test stack (scripts.sandbox) and the benchmark share."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from scripts import infra
+from scripts.migrate import SERVICES
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MODULES = {service: f"services.{service}" for service in SERVICES} | {"gateway": "gateway"}
+READY_TIMEOUT = 60.0
+
+
+class StackError(Exception):
+    """The stack cannot start; the message says why, with the relevant log tails."""
+
+
+def command(name: str) -> list[str]:
+    return [sys.executable, "-m", MODULES[name]]
+
+
+def launch(
+    name: str,
+    environment: Mapping[str, str],
+    log_dir: Path,
+    *,
+    log_name: str | None = None,
+    argv: list[str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start one service (or the gateway, or `argv`) in a session of its own, appending its output to
+    <log_dir>/<log_name>.log (by default `name`). Its worker processes share the session."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with (log_dir / f"{log_name or name}.log").open("ab") as log_file:
+        log_file.write(f"--- started at {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
+        log_file.flush()
+        return subprocess.Popen(
+            argv or command(name),
+            cwd=REPO_ROOT,
+            # Unbuffered output, so that a crash's last words reach the log before we show its tail.
+            env={**environment, "PYTHONUNBUFFERED": "1"},
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def exited_processes(processes: Mapping[str, subprocess.Popen[bytes]]) -> Callable[[], dict[str, str]]:
+    """For wait_until_ready: which of these processes have exited, and how."""
+    return lambda: {
+        name: exit_reason(process.returncode) for name, process in processes.items() if process.poll() is not None
+    }
+
+
+def wait_until_ready(
+    gateway_url: str,
+    processes: Mapping[str, subprocess.Popen[bytes]] | Callable[[], dict[str, str]],
+    log_dir: Path,
+    timeout: float = READY_TIMEOUT,
+) -> None:
+    """Until GET /readyz answers 200; StackError, with the logs' last lines, if a process fails or time runs out.
+
+    `processes` are the started processes, or a function naming the programs that failed and why.
+    """
+    failures = processes if callable(processes) else exited_processes(processes)
+    deadline = time.monotonic() + timeout
+    while (problem := readiness_problem(gateway_url)) is not None:
+        if failed := failures():
+            names = ", ".join(f"{name} ({reason})" for name, reason in failed.items())
+            raise StackError(f"failed while starting: {names}\n" + log_sections(failed, log_dir))
+        if time.monotonic() > deadline:
+            tails = log_sections(processes if not callable(processes) else MODULES, log_dir)
+            raise StackError(f"GET /readyz did not answer 200 within {timeout:.0f} s ({problem})\n{tails}")
+        time.sleep(0.2)
+
+
+def readiness_problem(gateway_url: str) -> str | None:
+    """None when GET /readyz answers 200, else what it said."""
+    try:
+        with urllib.request.urlopen(f"{gateway_url}/readyz", timeout=2) as response:
+            return None if response.status == 200 else f"HTTP {response.status}"
+    except urllib.error.HTTPError as error:
+        return f"HTTP {error.code} {error.read(300).decode(errors='replace')}".strip()
+    except (urllib.error.URLError, OSError) as error:
+        return str(getattr(error, "reason", error))
+
+
+def exit_reason(returncode: int) -> str:
+    return f"killed by {signal.Signals(-returncode).name}" if returncode < 0 else f"exit code {returncode}"
+
+
+def log_sections(names: Mapping[str, object], log_dir: Path) -> str:
+    return "\n".join(log_section(name, log_dir) for name in names)
+
+
+def log_section(name: str, log_dir: Path) -> str:
+    path = log_dir / f"{name}.log"
+    return f"--- last lines of {relative(path)} ---\n{infra.log_tail(path, 20)}"
+
+
+def relative(path: Path) -> str:
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
