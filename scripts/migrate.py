@@ -1,11 +1,13 @@
-"""Create each service's role and schema, then run its migrations as that role.
+"""Create each service's role and schema, then run its migrations as that role; bring the broker's
+queues to the declarations the services use.
 
-Usage: python -m scripts.migrate   (reads DATABASE_URL and the per-service settings)
+Usage: python -m scripts.migrate   (reads DATABASE_URL, AMQP_URL and the per-service settings)
 """
 
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import sqlalchemy
@@ -13,7 +15,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 
 from confbook_common.db.migrations import upgrade
+from confbook_common.messaging.topology import DEAD_LETTER_QUEUE
 from confbook_common.settings import Env
+from scripts.queue_upgrade import redeclare_changed_queues
+from services.waitlist.adapters import topology as waitlist_topology
 
 log = logging.getLogger("migrate")
 
@@ -55,6 +60,18 @@ def migrate_all(env: Env | None = None) -> None:
         admin.dispose()
 
 
+def migrate_broker(env: Env | None = None) -> None:
+    """Queues an earlier version declared classic become the quorum queues declared now."""
+    env = env or Env()
+    # pika tells of every channel the broker closes; here a refusal is how a changed queue is found.
+    logging.getLogger("pika").setLevel(logging.ERROR)
+    window = env.confirmation_window_seconds()
+    queues = [*waitlist_topology.queue_names(window), DEAD_LETTER_QUEUE]
+    redeclare_changed_queues(env.amqp_url(), queues, partial(waitlist_topology.declare, window_seconds=window))
+    log.info("broker queues are up to date")
+
+
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     migrate_all()
+    migrate_broker()

@@ -23,7 +23,7 @@ from types import FrameType
 from confbook_common.settings import ConfigError, Env
 from scripts import infra
 from scripts.launching import MODULES, REPO_ROOT, StackError, readiness_problem, relative, wait_until_ready
-from scripts.migrate import SERVICES, migrate_all
+from scripts.migrate import SERVICES, migrate_all, migrate_broker
 from scripts.supervision import ProcessState, Program, Supervisor, SupervisorError
 
 STATE_DIR = REPO_ROOT / ".run" / "stack"
@@ -77,6 +77,7 @@ class LocalStack:
         self._infra_started = [kind for kind, outcome in outcomes.items() if outcome is infra.Outcome.STARTED]
         try:
             migrate_all(self.env)
+            migrate_broker(self.env)
             self.supervisor.start(self.programs(), self.environment)
             wait_until_ready(self.gateway_url, self._failed_programs, self.log_dir)
         except BaseException:  # a failure, a failed migration or Ctrl-C: leave nothing half-started behind

@@ -17,11 +17,14 @@ from confbook_common.errors import DependencyUnavailable
 from confbook_common.messaging.consumer import EventConsumer, Subscription
 from confbook_common.messaging.relay import OutboxRelay
 from confbook_common.messaging.topology import (
+    DEAD_LETTER_EXCHANGE,
     DEAD_LETTER_QUEUE,
     EVENTS_EXCHANGE,
     declare_delay_queue,
     declare_event_queue,
+    routing_key,
 )
+from scripts.queue_upgrade import redeclare_changed_queues
 from scripts.sandbox import Infrastructure
 from services.waitlist.adapters import tables
 from services.waitlist.service_layer.unit_of_work import WaitlistUnitOfWork
@@ -274,3 +277,37 @@ def test_handled_messages_commit_with_their_effect(consume, channel, uow):
         offers = unit.offers.of_conference(1, include_closed=True)
     assert [row.queue for row in handled] == [queue]
     assert event.booking_id in {offer.booking_id for offer in offers}
+
+
+def test_classic_queues_of_an_earlier_version_become_quorum_queues_with_their_messages(infrastructure):
+    """What `make migrate` does to a broker that an earlier version declared classic queues on."""
+    prefix = f"test.upgrade.{uuid.uuid4().hex}"
+    events_queue, timers_queue, due_queue = f"{prefix}.events", f"{prefix}.timers", f"{prefix}.due"
+    queues = [events_queue, timers_queue, due_queue]
+
+    def declare_now(channel):
+        declare_event_queue(channel, events_queue, [events_pb2.SeatReleased])
+        declare_event_queue(channel, due_queue, [])
+        declare_delay_queue(channel, timers_queue, delay_seconds=3600, then_to_queue=due_queue)
+
+    connection = pika.BlockingConnection(pika.URLParameters(infrastructure.amqp_url))
+    channel = connection.channel()
+    try:
+        # As the earlier version declared them: classic, with their messages.
+        channel.queue_declare(events_queue, durable=True, arguments={"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE})
+        channel.queue_declare(timers_queue, durable=True, arguments={"x-message-ttl": 3_600_000})
+        for index, queue in enumerate([events_queue, events_queue, timers_queue]):
+            publish(channel, queue, events_pb2.SeatReleased(conference_id=index), message_id=f"{queue}/{index}")
+
+        moved = redeclare_changed_queues(infrastructure.amqp_url, [*queues], declare_now)
+
+        assert sorted(moved) == sorted([events_queue, timers_queue])
+        assert [queue_depth(channel, queue) for queue in queues] == [2, 1, 0]
+        declare_now(channel)  # would close the channel if any were still classic
+        channel.basic_publish(EVENTS_EXCHANGE, routing_key(events_pb2.SeatReleased), b"")
+        assert eventually(lambda: queue_depth(channel, events_queue) == 3), "the exchange binding is not back"
+    finally:
+        channel = connection.channel()
+        for queue in queues:
+            channel.queue_delete(queue)
+        connection.close()

@@ -1,4 +1,12 @@
-"""Exchanges and queues. Declarations are idempotent; every service declares what it uses."""
+"""Exchanges and queues. Declarations are idempotent; every service declares what it uses.
+
+Every queue is a quorum queue: on a cluster its messages live on a majority of the
+nodes, so one node going down loses none of them and a queue's leader moves to a
+survivor; on a single node it is a durable queue like any other. Quorum queues
+cannot be exclusive or auto-deleted, and need a consumer prefetch (ours is 10).
+Messages are published persistent with confirms (relay.py) and acked after commit
+(consumer.py), so the broker holds each until the effect is stored.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +18,12 @@ from pika.adapters.blocking_connection import BlockingChannel
 EVENTS_EXCHANGE = "confbook.events"
 DEAD_LETTER_EXCHANGE = "confbook.dead-letter"
 DEAD_LETTER_QUEUE = "confbook.dead-letter"
+
+QUORUM = {"x-queue-type": "quorum"}
+# A message leaving a queue for another (a rejected one to the dead letters, an expired timer to
+# its due queue) is kept until the target confirms it, not sent and forgotten as by default.
+# RabbitMQ requires reject-publish overflow for that (the queues have no length limit anyway).
+_DEAD_LETTER_AT_LEAST_ONCE = {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
 
 
 def routing_key(message_type: type[Message] | Message) -> str:
@@ -24,7 +38,7 @@ def declare_events_exchange(channel: BlockingChannel) -> None:
 def declare_dead_letters(channel: BlockingChannel) -> None:
     """Where messages that cannot be handled (poison) wait for a person to look at them."""
     channel.exchange_declare(DEAD_LETTER_EXCHANGE, exchange_type="fanout", durable=True)
-    channel.queue_declare(DEAD_LETTER_QUEUE, durable=True)
+    channel.queue_declare(DEAD_LETTER_QUEUE, durable=True, arguments=QUORUM)
     channel.queue_bind(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE)
 
 
@@ -32,7 +46,8 @@ def declare_event_queue(channel: BlockingChannel, queue: str, message_types: Ite
     """A durable queue receiving the given events; rejected messages go to the dead letters."""
     declare_events_exchange(channel)
     declare_dead_letters(channel)
-    channel.queue_declare(queue, durable=True, arguments={"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE})
+    arguments = {**QUORUM, "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE, **_DEAD_LETTER_AT_LEAST_ONCE}
+    channel.queue_declare(queue, durable=True, arguments=arguments)
     for message_type in message_types:
         channel.queue_bind(queue, EVENTS_EXCHANGE, routing_key=routing_key(message_type))
 
@@ -52,6 +67,8 @@ def declare_delay_queue(channel: BlockingChannel, queue: str, *, delay_seconds: 
         queue,
         durable=True,
         arguments={
+            **QUORUM,
+            **_DEAD_LETTER_AT_LEAST_ONCE,
             "x-message-ttl": delay_seconds * 1000,
             "x-dead-letter-exchange": "",
             "x-dead-letter-routing-key": then_to_queue,
