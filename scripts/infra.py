@@ -34,7 +34,7 @@ import psycopg2.errors
 from psycopg2 import sql
 from sqlalchemy.engine import URL, make_url
 
-from confbook_common.settings import Env
+from confbook_common.settings import MANAGEMENT_PORT_OFFSET, Env, amqp_nodes
 
 log = logging.getLogger("infra")
 
@@ -93,7 +93,8 @@ def up(state_dir: Path, database_url: str, amqp_url: str) -> dict[str, Outcome]:
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
     outcomes: dict[str, Outcome] = {}
     try:
-        for kind, url in ((POSTGRES, database_url), (RABBITMQ, amqp_url)):
+        # Of a cluster's nodes, the first is probed: a cluster is reused, never started here.
+        for kind, url in ((POSTGRES, database_url), (RABBITMQ, amqp_nodes(amqp_url)[0])):
             outcomes[kind] = _bring_up(state_dir, kind, url)
     except BaseException:
         down(state_dir, [kind for kind, outcome in outcomes.items() if outcome is Outcome.STARTED])
@@ -121,7 +122,7 @@ def status(state_dir: Path, database_url: str, amqp_url: str) -> list[str]:
     """One line per server: who started it, its process, and whether it answers now."""
     record = load_record(state_dir)
     lines = []
-    for kind, url in ((POSTGRES, database_url), (RABBITMQ, amqp_url)):
+    for kind, url in ((POSTGRES, database_url), (RABBITMQ, amqp_nodes(amqp_url)[0])):
         instance = record.get(kind)
         if instance is None:
             owner = "not recorded in this state dir"
@@ -338,9 +339,19 @@ def _wait_until_answers(kind: str, url: str, instance: Instance) -> None:
     while (problem := _probe(kind, url)) is not None:
         if instance.pid is not None and not process_alive(instance.pid):
             raise InfraError(f"{kind} exited while starting; {_log_hint(instance)}")
+        if kind == RABBITMQ and instance.data_dir and _refused_login(problem):
+            raise InfraError(
+                f"the private RabbitMQ in {instance.data_dir} does not know the account in AMQP_URL: it was "
+                "created with another (an earlier version's default was guest). Remove that directory to start "
+                "it afresh, or set AMQP_URL to its account."
+            )
         if time.monotonic() > deadline:
             raise InfraError(f"{kind} did not answer within {timeout:.0f} s ({problem}); {_log_hint(instance)}")
         time.sleep(0.3)
+
+
+def _refused_login(problem: str) -> bool:
+    return any(name in problem for name in ("AuthenticationError", "AccessDenied", "ACCESS_REFUSED"))
 
 
 def _stop(kind: str, instance: Instance) -> str:
@@ -518,14 +529,6 @@ def _new_rabbitmq(state_dir: Path, url: str) -> Instance:
     log_path = state_dir / "logs" / "rabbitmq.log"
     with log_path.open("a") as log_file:
         base = _data_dir(state_dir, RABBITMQ, log_file)
-    config = [f"listeners.tcp.default = {_listen_address(params.host)}:{params.port}"]
-    credentials = params.credentials
-    assert isinstance(credentials, pika.PlainCredentials)
-    if (credentials.username, credentials.password, params.virtual_host) != ("guest", "guest", "/"):
-        config += [f"default_user = {credentials.username}", f"default_pass = {credentials.password}"]
-        config += [f"default_vhost = {params.virtual_host}"]
-    (base / "rabbitmq.conf").write_text("\n".join(config) + "\n")
-    (base / "enabled_plugins").write_text("[].\n")  # no management plugin: nothing listens but our port
     # Empty on purpose: keeps the machine's /etc/rabbitmq/rabbitmq-env.conf away from this broker.
     (base / "rabbitmq-env.conf").write_text("")
     return Instance(
@@ -541,16 +544,38 @@ def _new_rabbitmq(state_dir: Path, url: str) -> Instance:
     )
 
 
+def _write_rabbitmq_config(base: Path, url: str) -> None:
+    """Written at every start, so that a data dir made by an earlier version gets today's settings."""
+    params = pika.URLParameters(url)
+    credentials = params.credentials
+    assert isinstance(credentials, pika.PlainCredentials)
+    address = _listen_address(params.host)
+    config = [
+        f"listeners.tcp.default = {address}:{params.port}",
+        # The URL's account is the broker's first and only one (no guest); used on first start only.
+        f"default_user = {credentials.username}",
+        f"default_pass = {credentials.password}",
+        f"default_vhost = {params.virtual_host}",
+        # The management API, on loopback only, is how the migrations provision each service's user.
+        f"management.tcp.ip = {address}",
+        f"management.tcp.port = {params.port + MANAGEMENT_PORT_OFFSET}",
+    ]
+    (base / "rabbitmq.conf").write_text("\n".join(config) + "\n")
+    (base / "enabled_plugins").write_text("[rabbitmq_management].\n")
+
+
 def _start_rabbitmq(state_dir: Path, record: Record, instance: Instance) -> None:
-    assert instance.data_dir and instance.log_file and instance.node_name
+    assert instance.data_dir and instance.log_file and instance.node_name and instance.url
     started = time.monotonic()
     base = Path(instance.data_dir)
+    _write_rabbitmq_config(base, instance.url)
     # Erlang ports taken since the last start are replaced; the data depends only on the node name.
     if instance.epmd_port is None or not _bindable("127.0.0.1", instance.epmd_port):
         instance.epmd_port = _free_port()
     if instance.dist_port is None or not _bindable("127.0.0.1", instance.dist_port):
         instance.dist_port = _free_port()
     wait_until_bindable(_listen_address(instance.host), instance.port)
+    wait_until_bindable(_listen_address(instance.host), instance.port + MANAGEMENT_PORT_OFFSET)
     for directory in (base / "mnesia", base / "log"):
         directory.mkdir(exist_ok=True)
     _chown_tree(base, RABBITMQ)

@@ -12,8 +12,8 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from confbook_common.settings import SERVICES
 from scripts import infra
-from scripts.migrate import SERVICES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODULES = {service: f"services.{service}" for service in SERVICES} | {"gateway": "gateway"}

@@ -16,14 +16,14 @@ from sqlalchemy.engine import Engine, make_url
 
 from confbook_common.db.migrations import upgrade
 from confbook_common.messaging.topology import DEAD_LETTER_QUEUE
-from confbook_common.settings import Env
+from confbook_common.settings import SERVICES, Env
+from scripts.broker_accounts import provision_broker_accounts
 from scripts.queue_upgrade import redeclare_changed_queues
 from services.waitlist.adapters import topology as waitlist_topology
 
 log = logging.getLogger("migrate")
 
 SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
-SERVICES = ("conference", "booking", "waitlist")
 
 
 def provision(admin: Engine, schema: str, role: str, password: str) -> None:
@@ -61,8 +61,10 @@ def migrate_all(env: Env | None = None) -> None:
 
 
 def migrate_broker(env: Env | None = None) -> None:
-    """Queues an earlier version declared classic become the quorum queues declared now."""
+    """Every service's broker user and permissions; queues an earlier version declared otherwise
+    (classic) become the quorum queues declared now."""
     env = env or Env()
+    provision_broker_accounts(env)
     # pika tells of every channel the broker closes; here a refusal is how a changed queue is found.
     logging.getLogger("pika").setLevel(logging.ERROR)
     window = env.confirmation_window_seconds()

@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from confbook_common.messaging.topology import DEAD_LETTER_QUEUE
 from confbook_common.settings import Env
 from scripts import infra
+from scripts.broker_accounts import provision_broker_accounts
 from scripts.launching import MODULES, launch, wait_until_ready
 from scripts.migrate import migrate_all
 from services.waitlist.adapters import topology as waitlist_topology
@@ -45,7 +46,9 @@ def prepare(state_dir: Path, database_url: str, amqp_url: str, *, window_seconds
     outcomes = infra.up(state_dir, database_url, amqp_url)
     try:
         _recreate_database(database_url)
-        migrate_all(Env({"DATABASE_URL": database_url}))
+        env = Env({"DATABASE_URL": database_url, "AMQP_URL": amqp_url})
+        migrate_all(env)
+        provision_broker_accounts(env)
         _delete_queues(amqp_url, window_seconds)
     except BaseException:  # a failure or Ctrl-C: stop what `up` started
         infra.down(state_dir)

@@ -20,10 +20,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
-from confbook_common.settings import ConfigError, Env
+from confbook_common.settings import SERVICES, ConfigError, Env
 from scripts import infra
 from scripts.launching import MODULES, REPO_ROOT, StackError, readiness_problem, relative, wait_until_ready
-from scripts.migrate import SERVICES, migrate_all, migrate_broker
+from scripts.migrate import migrate_all, migrate_broker
 from scripts.supervision import ProcessState, Program, Supervisor, SupervisorError
 
 STATE_DIR = REPO_ROOT / ".run" / "stack"

@@ -16,7 +16,7 @@ STATE_DIR = ROOT / ".run" / "test"
 # Ports apart from the defaults, so a stack started with `make up` is never touched, and below
 # Linux's ephemeral range (32768-60999), where a closing connection can hold a port for a minute.
 DEFAULT_TEST_DATABASE_URL = "postgresql://confbook:confbook@127.0.0.1:15432/confbook_test"
-DEFAULT_TEST_AMQP_URL = "amqp://guest:guest@127.0.0.1:15673/%2F"
+DEFAULT_TEST_AMQP_URL = "amqp://confbook:confbook@127.0.0.1:15673/%2F"
 # The end-to-end stack's confirmation window: short, so expiry is seen in seconds.
 E2E_WINDOW_SECONDS = 3
 
@@ -37,13 +37,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=rank)
 
 
+def amqp_url_for_tests() -> str:
+    return os.environ.get("TEST_AMQP_URL") or DEFAULT_TEST_AMQP_URL
+
+
 @pytest.fixture(scope="session")
 def infrastructure() -> Iterator[Infrastructure]:
     """PostgreSQL and RabbitMQ at the test URLs (private ones started if none answer), a fresh database."""
     infrastructure = sandbox.prepare(
         STATE_DIR,
         os.environ.get("TEST_DATABASE_URL") or DEFAULT_TEST_DATABASE_URL,
-        os.environ.get("TEST_AMQP_URL") or DEFAULT_TEST_AMQP_URL,
+        amqp_url_for_tests(),
         window_seconds=E2E_WINDOW_SECONDS,
     )
     try:

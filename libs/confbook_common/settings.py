@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Mapping
 
 from sqlalchemy.engine import make_url
 
 DEFAULT_DATABASE_URL = "postgresql://confbook:confbook@127.0.0.1:5432/confbook"
-DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+DEFAULT_AMQP_URL = "amqp://confbook:confbook@127.0.0.1:5672/%2F"
+# Where RabbitMQ's management API listens, unless AMQP_MANAGEMENT_URL says: the AMQP port plus this
+# (5672 → 15672, RabbitMQ's own convention).
+MANAGEMENT_PORT_OFFSET = 10000
 DEFAULT_GRPC_PORTS = {"conference": 50051, "booking": 50052, "waitlist": 50053}
+SERVICES = tuple(DEFAULT_GRPC_PORTS)
 
 
 class ConfigError(Exception):
@@ -53,7 +58,39 @@ class Env:
         return f"{host}:{self.grpc_port(service)}"
 
     def amqp_url(self) -> str:
+        """The broker and an account allowed to create users and queues (migrations only).
+
+        A comma-separated list names the nodes of a cluster; clients try them in turn.
+        """
         return self.text("AMQP_URL", DEFAULT_AMQP_URL)
+
+    def service_amqp_url(self, service: str) -> str:
+        """A service connects to the broker as its own user, allowed only what it needs.
+
+        <SERVICE>_AMQP_URL wins; otherwise AMQP_URL's nodes with the service's user and
+        <SERVICE>_AMQP_PASSWORD (default: the user name, for local use).
+        """
+        explicit = self.text(f"{service.upper()}_AMQP_URL", "")
+        if explicit:
+            return explicit
+        user = service_account(service)
+        password = self.text(f"{service.upper()}_AMQP_PASSWORD", user)
+        return ",".join(_with_credentials(url, user, password) for url in amqp_nodes(self.amqp_url()))
+
+    def broker_user(self, service: str) -> str:
+        """The RabbitMQ user a service publishes as: what consumers accept its events from."""
+        return amqp_user(self.service_amqp_url(service))
+
+    def amqp_management_url(self) -> str:
+        """RabbitMQ's management API (provisioning users and permissions), with AMQP_URL's account."""
+        explicit = self.text("AMQP_MANAGEMENT_URL", "")
+        if explicit:
+            return explicit
+        node = urllib.parse.urlsplit(amqp_nodes(self.amqp_url())[0])
+        scheme = "https" if node.scheme == "amqps" else "http"
+        port = (node.port or (5671 if node.scheme == "amqps" else 5672)) + MANAGEMENT_PORT_OFFSET
+        host = f"[{node.hostname}]" if node.hostname and ":" in node.hostname else node.hostname
+        return f"{scheme}://{host}:{port}"
 
     def admin_database_url(self) -> str:
         """The database and an account allowed to create roles and schemas (migrations only)."""
@@ -68,7 +105,7 @@ class Env:
         explicit = self.text(f"{service.upper()}_DATABASE_URL", "")
         if explicit:
             return explicit
-        role = database_role(service)
+        role = service_account(service)
         password = self.text(f"{service.upper()}_DB_PASSWORD", role)
         url = make_url(self.admin_database_url()).set(username=role, password=password)
         return url.render_as_string(hide_password=False)
@@ -81,6 +118,27 @@ class Env:
         return self.integer("CONFIRMATION_WINDOW_SECONDS", 3600, minimum=1, maximum=7 * 24 * 3600)
 
 
-def database_role(service: str) -> str:
-    """The PostgreSQL role a service logs in as; prefixed so a shared cluster has no clash."""
+def service_account(service: str) -> str:
+    """The PostgreSQL role and RabbitMQ user a service logs in as; prefixed so a shared server has no clash."""
     return f"confbook_{service}"
+
+
+def amqp_nodes(url: str) -> list[str]:
+    """The node URLs of an AMQP_URL (one, or a cluster's, comma-separated)."""
+    return [node.strip() for node in url.split(",") if node.strip()]
+
+
+def amqp_user(url: str) -> str:
+    """The user a connection to `url` authenticates as."""
+    return urllib.parse.unquote(urllib.parse.urlsplit(amqp_nodes(url)[0]).username or "")
+
+
+def amqp_password(url: str) -> str:
+    return urllib.parse.unquote(urllib.parse.urlsplit(amqp_nodes(url)[0]).password or "")
+
+
+def _with_credentials(url: str, user: str, password: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    address = parts.netloc.rpartition("@")[2]
+    login = f"{urllib.parse.quote(user, safe='')}:{urllib.parse.quote(password, safe='')}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{login}@{address}"))

@@ -31,7 +31,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 # Ports of their own: a benchmark and `make test` may run at the same time without meeting.
 DEFAULT_STATE_DIR = REPO_ROOT / ".run" / "bench"
 DEFAULT_DATABASE_URL = "postgresql://confbook:confbook@127.0.0.1:15434/confbook_bench"
-DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:15674/%2F"
+DEFAULT_AMQP_URL = "amqp://confbook:confbook@127.0.0.1:15674/%2F"
 MIB = 1024 * 1024
 
 

@@ -26,7 +26,7 @@ class BookingConfig:
         return cls(
             listen_address=f"{env.listen_host()}:{env.grpc_port(SERVICE)}",
             database_url=env.service_database_url(SERVICE),
-            amqp_url=env.amqp_url(),
+            amqp_url=env.service_amqp_url(SERVICE),
             conference_target=env.grpc_target("conference"),
             confirmation_window=timedelta(seconds=env.confirmation_window_seconds()),
         )

@@ -23,5 +23,5 @@ class ConferenceConfig:
         return cls(
             listen_address=f"{env.listen_host()}:{env.grpc_port(SERVICE)}",
             database_url=env.service_database_url(SERVICE),
-            amqp_url=env.amqp_url(),
+            amqp_url=env.service_amqp_url(SERVICE),
         )

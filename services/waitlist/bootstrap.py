@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
+from typing import Any
+
+from google.protobuf.message import Message
 
 from confbook.events.v1 import events_pb2
 from confbook.waitlist.v1 import waitlist_pb2, waitlist_pb2_grpc
 from confbook_common.db import create_engine
 from confbook_common.messaging.consumer import EventConsumer, Subscription
 from confbook_common.messaging.relay import OutboxRelay
+from confbook_common.messaging.topology import EVENT_OWNERS
 from confbook_common.rpc.client import insecure_channel
 from confbook_common.rpc.server import ServiceRuntime, database_reachable, run_service
 from services.waitlist.adapters import tables, topology
@@ -29,24 +34,28 @@ def build(config: WaitlistConfig) -> ServiceRuntime:
     promotions = GrpcPromotions(insecure_channel(config.booking_target))
     window = config.confirmation_window_seconds
     declare_topology = partial(topology.declare, window_seconds=window)
+
+    def subscription(queue: str, message_type: type[Message], handler: Callable[[Any, Any], None]) -> Subscription:
+        return Subscription(queue, message_type, handler, publisher=config.broker_users[EVENT_OWNERS[message_type]])
+
     subscriptions = [
-        Subscription(
+        subscription(
             topology.SEAT_RELEASED_QUEUE,
             events_pb2.SeatReleased,
             partial(handlers.on_seat_released, promotions=promotions),
         ),
-        Subscription(
+        subscription(
             topology.OFFER_MADE_QUEUE,
             events_pb2.OfferMade,
             partial(handlers.on_offer_made, timer_queue=topology.offer_timer_queue(window)),
         ),
-        Subscription(topology.OFFER_ENDED_QUEUE, events_pb2.OfferEnded, handlers.on_offer_ended),
-        Subscription(
+        subscription(topology.OFFER_ENDED_QUEUE, events_pb2.OfferEnded, handlers.on_offer_ended),
+        subscription(
             topology.OFFER_EXPIRED_QUEUE,
             events_pb2.OfferExpired,
             partial(handlers.on_offer_expired, promotions=promotions),
         ),
-        Subscription(
+        subscription(
             topology.CONFERENCE_STARTED_QUEUE,
             events_pb2.ConferenceStarted,
             partial(handlers.on_conference_started, promotions=promotions),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Self
 
-from confbook_common.settings import Env
+from confbook_common.settings import SERVICES, Env
 
 SERVICE = "waitlist"
 SCHEMA = "waitlist"
@@ -18,6 +19,8 @@ class WaitlistConfig:
     amqp_url: str
     booking_target: str
     confirmation_window_seconds: int
+    # Each service's broker user: whom the events it owns are accepted from.
+    broker_users: Mapping[str, str]
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> Self:
@@ -25,7 +28,8 @@ class WaitlistConfig:
         return cls(
             listen_address=f"{env.listen_host()}:{env.grpc_port(SERVICE)}",
             database_url=env.service_database_url(SERVICE),
-            amqp_url=env.amqp_url(),
+            amqp_url=env.service_amqp_url(SERVICE),
             booking_target=env.grpc_target("booking"),
             confirmation_window_seconds=env.confirmation_window_seconds(),
+            broker_users={service: env.broker_user(service) for service in SERVICES},
         )

@@ -16,7 +16,7 @@ from tests.conftest import ROOT, STATE_DIR
 BENCH_ENV = {
     "BENCH_STATE_DIR": str(STATE_DIR / "bench"),
     "BENCH_DATABASE_URL": "postgresql://confbook:confbook@127.0.0.1:15435/confbook_bench",
-    "BENCH_AMQP_URL": "amqp://guest:guest@127.0.0.1:15675/%2F",
+    "BENCH_AMQP_URL": "amqp://confbook:confbook@127.0.0.1:15675/%2F",
 }
 # About a minute on two busy CPUs; past this something is stuck.
 TIMEOUT_SECONDS = 240

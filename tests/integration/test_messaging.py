@@ -24,12 +24,17 @@ from confbook_common.messaging.topology import (
     declare_event_queue,
     routing_key,
 )
+from confbook_common.settings import amqp_user
 from scripts.queue_upgrade import redeclare_changed_queues
 from scripts.sandbox import Infrastructure
 from services.waitlist.adapters import tables
 from services.waitlist.service_layer.unit_of_work import WaitlistUnitOfWork
+from tests.conftest import amqp_url_for_tests
 from tests.integration.conftest import engine_for
 from tests.waiting import eventually
+
+# The consumers under test accept events from the account the tests publish with.
+PUBLISHER = amqp_user(amqp_url_for_tests())
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +198,7 @@ def consume(infrastructure, uow):
             name=queue,
             amqp_url=infrastructure.amqp_url,
             unit_of_work=uow,
-            subscriptions=[Subscription(queue, events_pb2.SeatReleased, handler)],
+            subscriptions=[Subscription(queue, events_pb2.SeatReleased, handler, publisher=PUBLISHER)],
             declare_topology=lambda channel: declare_event_queue(channel, queue, []),
         )
         consumer.start()
@@ -214,17 +219,30 @@ def consume(infrastructure, uow):
     connection.close()
 
 
-def publish(channel, queue, event, *, message_id, message_type=None):
-    channel.basic_publish(
-        "",
-        queue,
-        event.SerializeToString(),
-        pika.BasicProperties(message_id=message_id, type=message_type or event.DESCRIPTOR.full_name, delivery_mode=2),
+def publish(channel, queue, event, *, message_id, message_type=None, user_id=PUBLISHER):
+    """As the test's broker account (the broker refuses any other user_id on its connection)."""
+    properties = pika.BasicProperties(
+        message_id=message_id, type=message_type or event.DESCRIPTOR.full_name, delivery_mode=2, user_id=user_id
     )
+    channel.basic_publish("", queue, event.SerializeToString(), properties)
 
 
 def queue_depth(channel, queue):
     return channel.queue_declare(queue, passive=True).method.message_count
+
+
+def test_a_message_not_from_the_owner_of_its_event_goes_to_the_dead_letters_unhandled(consume, channel):
+    recorder = Recorder()
+    queue = consume(recorder)
+    before = queue_depth(channel, DEAD_LETTER_QUEUE)
+    event = events_pb2.SeatReleased(booking_id=uuid.uuid4().int % 10**12)
+
+    publish(channel, queue, event, message_id=str(uuid.uuid4()), user_id=None)  # anyone may leave user_id out
+
+    eventually(lambda: queue_depth(channel, DEAD_LETTER_QUEUE) == before + 1)
+    assert recorder.seen == []
+    publish(channel, queue, event, message_id=str(uuid.uuid4()))
+    eventually(lambda: recorder.seen == [event.booking_id])
 
 
 def test_a_redelivered_message_is_handled_once(consume, channel):

@@ -49,6 +49,13 @@ class Subscription:
     queue: str
     message_type: type[Message]
     handler: Callable[[Any, Any], None]
+    # The broker user that publishes these (RabbitMQ checks a message's user_id against the
+    # publisher's login): a message from anyone else is forged, and goes to the dead letters.
+    publisher: str
+
+
+class ForgedMessage(ValueError):
+    """A message that does not come from the service that owns its event."""
 
 
 class ConsumerCanceled(Exception):
@@ -84,6 +91,7 @@ class EventConsumer(Worker):
         self._prefetch = prefetch
         self._connected = False
         self._forgotten_at = time.monotonic()
+        self.forged_messages = 0
 
     @property
     def healthy(self) -> bool:
@@ -135,6 +143,11 @@ class EventConsumer(Worker):
         tag = method.delivery_tag
         try:
             message = self._decode(subscription, properties, body)
+        except ForgedMessage as error:
+            self.forged_messages += 1
+            log.warning("rejecting a forged message on %s: %s", subscription.queue, error)
+            channel.basic_reject(tag, requeue=False)
+            return
         except (DecodeError, ValueError) as error:
             log.error("rejecting undecodable message on %s: %s", subscription.queue, error)
             channel.basic_reject(tag, requeue=False)
@@ -161,6 +174,9 @@ class EventConsumer(Worker):
 
     @staticmethod
     def _decode(subscription: Subscription, properties: BasicProperties, body: bytes) -> Message:
+        if properties.user_id != subscription.publisher:
+            # user_id is an AMQP short string: at most 255 bytes, safe to log.
+            raise ForgedMessage(f"published by {properties.user_id!r}, not by {subscription.publisher!r}")
         expected = subscription.message_type.DESCRIPTOR.full_name
         if properties.type != expected:
             raise ValueError(f"expected {expected}, got type {properties.type!r}")

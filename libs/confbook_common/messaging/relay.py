@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from confbook_common.messaging import amqp
 from confbook_common.messaging.outbox import notify_channel
 from confbook_common.messaging.topology import declare_events_exchange
+from confbook_common.settings import amqp_user
 from confbook_common.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ class OutboxRelay(Worker):
         self._engine = engine
         self._table = table
         self._amqp_url = amqp_url
+        # Stamped on every message; the broker refuses it unless it is the connection's user.
+        self._user_id = amqp_user(amqp_url)
         # What this service publishes to must exist first, or mandatory messages come back unroutable.
         self._declare_topology = declare_topology
         self._batch_size = batch_size
@@ -150,6 +153,7 @@ class OutboxRelay(Worker):
                 delivery_mode=pika.DeliveryMode.Persistent,
                 timestamp=int(row.created_at.timestamp()),
                 app_id=str(self._table.schema),
+                user_id=self._user_id,
             ),
             mandatory=True,
         )

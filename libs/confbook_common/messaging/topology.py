@@ -15,9 +15,21 @@ from collections.abc import Iterable
 from google.protobuf.message import Message
 from pika.adapters.blocking_connection import BlockingChannel
 
+from confbook.events.v1 import events_pb2
+
 EVENTS_EXCHANGE = "confbook.events"
 DEAD_LETTER_EXCHANGE = "confbook.dead-letter"
 DEAD_LETTER_QUEUE = "confbook.dead-letter"
+
+# The service that publishes each event. A consumer accepts an event only from that service's broker
+# user (RabbitMQ vouches for a message's user_id), and the broker lets each service publish only these.
+EVENT_OWNERS: dict[type[Message], str] = {
+    events_pb2.ConferenceStarted: "conference",
+    events_pb2.SeatReleased: "booking",
+    events_pb2.OfferMade: "booking",
+    events_pb2.OfferEnded: "booking",
+    events_pb2.OfferExpired: "waitlist",  # its own timer, back from the delay queue
+}
 
 QUORUM = {"x-queue-type": "quorum"}
 # A message leaving a queue for another (a rejected one to the dead letters, an expired timer to
