@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from gateway.body_limit import JsonBodyMiddleware
 from gateway.clients import ServiceClients
 from gateway.config import GatewayConfig
+from gateway.edge import RequestEdgeMiddleware
 from gateway.errors import install_error_handlers
 from gateway.routes import router
 
@@ -31,6 +32,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
     app.include_router(router)
     install_error_handlers(app)
     app.add_middleware(JsonBodyMiddleware, max_bytes=config.max_body_bytes)
+    app.add_middleware(RequestEdgeMiddleware)  # added last, so outermost: it sees every exception
     _document_400_instead_of_422(app)
     return app
 

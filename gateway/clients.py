@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2_grpc
 
 from confbook.booking.v1 import booking_pb2_grpc
 from confbook.conference.v1 import conference_pb2_grpc
+from confbook_common import request_id
 from gateway.config import GatewayConfig
 
 Stub = TypeVar("Stub")
@@ -73,6 +74,11 @@ class ServiceClients:
             "booking": health_pb2_grpc.HealthStub(self._bookings.channels[0]),
             "waitlist": health_pb2_grpc.HealthStub(self._waitlist_channel),
         }
+
+    @staticmethod
+    def metadata() -> tuple[tuple[str, str], ...]:
+        """Metadata for a call made for the current request: its id, so the services log the same one."""
+        return ((request_id.GRPC_METADATA_KEY, request_id.current.get() or request_id.new()),)
 
     @property
     def conferences(self) -> conference_pb2_grpc.ConferenceServiceAsyncStub:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match, Route
 
+from confbook_common import request_id
 from confbook_common.rpc.errors import error_reason
+from gateway.models import RULE_ERROR
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,10 @@ _DEFAULT_CODES = {
 }
 
 
+# What FastAPI says of a body it could not decode at all (not UTF-8, nested too deep for the parser).
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
@@ -51,10 +59,14 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
 def from_rpc_error(error: grpc.aio.AioRpcError) -> ApiError:
     status = HTTP_STATUS_BY_GRPC.get(error.code())
     if status is None:
-        log.error("unexpected gRPC failure: %s %s", error.code(), error.details())
+        log.error(
+            "unexpected gRPC failure (request_id=%s): %s %s", request_id.current.get(), error.code(), error.details()
+        )
         return ApiError(500, "INTERNAL_ERROR", "internal error")
     if status == 503:
-        log.warning("service unavailable: %s %s", error.code(), error.details())
+        log.warning(
+            "service unavailable (request_id=%s): %s %s", request_id.current.get(), error.code(), error.details()
+        )
         return ApiError(503, "SERVICE_UNAVAILABLE", "a service is unavailable; try again shortly")
     return ApiError(status, error_reason(error) or _DEFAULT_CODES[status], error.details() or "")
 
@@ -63,12 +75,24 @@ def from_validation_error(error: RequestValidationError) -> ApiError:
     first = error.errors()[0]
     if first["type"] == "json_invalid":
         return ApiError(400, "INVALID_JSON", "the request body is not valid JSON")
-    location = [str(part) for part in first["loc"][1:]]  # drop "body" / "path" / "query"
+    if first["type"] == RULE_ERROR:  # a shared rule's own message, the one the service would give
+        return ApiError(400, "VALIDATION_ERROR", str(first["ctx"]["message"]))
+    location = first["loc"][1:]  # drop "body" / "path" / "query"
     if not location and first["type"] in ("missing", "model_attributes_type", "dict_type"):
         return ApiError(400, "VALIDATION_ERROR", "the request body must be a JSON object")
-    field = ".".join(location)
+    # topics[1], as the services name a list entry; a name is cut short, being the client's own key
+    field = "".join(f"[{part}]" if isinstance(part, int) else f".{str(part)[:40]}" for part in location).lstrip(".")
     message = str(first["msg"])
     return ApiError(400, "VALIDATION_ERROR", f"{field}: {message}" if field else message)
+
+
+def allowed_methods(app: FastAPI, scope: dict[str, Any]) -> list[str]:
+    """Every method some route serves at the request's path, for a 405's Allow header."""
+    methods = set()
+    for route in app.router.routes:
+        if isinstance(route, Route) and route.methods and route.matches(scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return sorted(methods)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -87,12 +111,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(api.status, api.code, api.message)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         code = _DEFAULT_CODES.get(error.status_code, "HTTP_ERROR")
         detail = error.detail if isinstance(error.detail, str) else "request failed"
-        return error_response(error.status_code, code, detail)
+        if error.status_code == 400 and detail == _UNPARSABLE_BODY:
+            code, detail = "INVALID_JSON", "the request body is not valid JSON"
+        response = error_response(error.status_code, code, detail)
+        if error.status_code == 405:
+            response.headers["Allow"] = ", ".join(allowed_methods(app, dict(request.scope)))
+        return response
 
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, error: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return error_response(500, "INTERNAL_ERROR", "internal error")
+    # Any other exception reaches gateway.edge, which logs it with the request id and answers 500.

@@ -1,37 +1,105 @@
-"""Request and response bodies. Types are strict (no "10" for 10); the services enforce the rules."""
+"""Request and response bodies. Types are strict (no "10" for 10); each field is checked by the same
+rule the service applies (confbook_common.validation), and the schema states what it can of it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StrictInt, StrictStr, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, StrictInt, StrictStr, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from confbook_common import validation
+from confbook_common.errors import InvalidInput
 from gateway import timestamps
 
-INT32_MAX = 2**31 - 1
-INT64_MAX = 2**63 - 1
+T = TypeVar("T")
+
+# The error type of a broken rule; its context holds the service's own message ("name: must not be blank").
+RULE_ERROR = "invalid_input"
 
 
-def _parse_time(value: object) -> datetime:
+def _refused(error: InvalidInput) -> PydanticCustomError:
+    return PydanticCustomError(RULE_ERROR, "{message}", {"message": error.message})
+
+
+def checked(field: str, rule: Callable[[str, T], T]) -> AfterValidator:
+    """A pydantic validator applying one shared rule to the field named `field`."""
+
+    def check(value: T) -> T:
+        try:
+            return rule(field, value)
+        except InvalidInput as error:
+            raise _refused(error) from None
+
+    return AfterValidator(check)
+
+
+def documented(rule: validation.TextRule) -> WithJsonSchema:
+    return WithJsonSchema(rule.json_schema())
+
+
+def int_range(minimum: int, maximum: int) -> WithJsonSchema:
+    return WithJsonSchema({"type": "integer", "minimum": minimum, "maximum": maximum})
+
+
+def _topics(max_count: int) -> Callable[[str, list[str]], list[str]]:
+    def rule(field: str, values: list[str]) -> list[str]:
+        return validation.topics(field, values, max_count=max_count)
+
+    return rule
+
+
+def _topics_schema(max_count: int) -> WithJsonSchema:
+    items = validation.TOPIC.json_schema()
+    return WithJsonSchema({"type": "array", "items": items, "maxItems": max_count, "uniqueItems": True})
+
+
+def _parse_time(value: object, info: Any) -> datetime:
+    field = info.field_name or "time"
     if not isinstance(value, str):
         raise PydanticCustomError("timestamp_type", "Input should be a string")
     try:
-        return timestamps.parse(value)
+        return validation.moment(field, timestamps.parse(value))
     except ValueError as error:
         raise PydanticCustomError("timestamp", str(error)) from None
+    except InvalidInput as error:
+        raise _refused(error) from None
 
 
 Timestamp = Annotated[
     datetime,
     PlainValidator(_parse_time),
-    WithJsonSchema({"type": "string", "description": '"2024-06-15 09:00:00" (UTC) or ISO 8601 with T and zone'}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": timestamps.MAX_LENGTH,
+            "description": f'"2024-06-15 09:00:00" (UTC) or ISO 8601 with T and zone, {validation.TIME_RANGE}',
+        }
+    ),
 ]
-# Bounds of the wire format only; what is allowed is for the services to say.
-Int32 = Annotated[StrictInt, Field(ge=-INT32_MAX - 1, le=INT32_MAX)]
-BookingId = Annotated[StrictInt, Field(ge=-INT64_MAX - 1, le=INT64_MAX)]
+BookingId = Annotated[StrictInt, checked("booking_id", validation.positive_id), int_range(1, validation.INT64_MAX)]
 Status = Literal["CONFIRMED", "WAITLISTED", "CONFIRMATION_PENDING", "CANCELED"]
+
+ConferenceName = Annotated[
+    StrictStr, checked("name", validation.CONFERENCE_NAME), documented(validation.CONFERENCE_NAME)
+]
+Location = Annotated[StrictStr, checked("location", validation.LOCATION), documented(validation.LOCATION)]
+Slots = Annotated[StrictInt, checked("slots", validation.slots), int_range(1, validation.SLOTS_MAX)]
+ConferenceTopics = Annotated[
+    list[StrictStr],
+    checked("topics", _topics(validation.CONFERENCE_TOPICS_MAX)),
+    _topics_schema(validation.CONFERENCE_TOPICS_MAX),
+]
+UserId = Annotated[StrictStr, checked("user_id", validation.USER_ID), documented(validation.USER_ID)]
+UserTopics = Annotated[
+    list[StrictStr], checked("topics", _topics(validation.USER_TOPICS_MAX)), _topics_schema(validation.USER_TOPICS_MAX)
+]
+NameToFind = Annotated[StrictStr, checked("name", validation.NAME_LOOKUP), documented(validation.NAME_LOOKUP)]
+UserIdToFind = Annotated[
+    StrictStr, checked("user_id", validation.USER_ID_LOOKUP), documented(validation.USER_ID_LOOKUP)
+]
 
 
 class Request(BaseModel):
@@ -39,22 +107,22 @@ class Request(BaseModel):
 
 
 class NewConference(Request):
-    name: StrictStr = Field(examples=["Tech Conference 2024"])
-    location: StrictStr = Field(examples=["San Francisco"])
+    name: ConferenceName = Field(examples=["Tech Conference 2024"])
+    location: Location = Field(examples=["San Francisco"])
     start: Timestamp = Field(examples=["2030-06-15 09:00:00"])
     end: Timestamp = Field(examples=["2030-06-15 17:00:00"])
-    slots: Int32 = Field(examples=[100])
-    topics: list[StrictStr] = Field(examples=[["AI", "Machine Learning"]])
+    slots: Slots = Field(examples=[100])
+    topics: ConferenceTopics = Field(examples=[["AI", "Machine Learning"]])
 
 
 class NewUser(Request):
-    user_id: StrictStr = Field(examples=["john123"])
-    topics: list[StrictStr] = Field(examples=[["AI", "Data Science"]])
+    user_id: UserId = Field(examples=["john123"])
+    topics: UserTopics = Field(examples=[["AI", "Data Science"]])
 
 
 class BookRequest(Request):
-    name: StrictStr = Field(description="The conference's name (case is ignored)", examples=["Tech Conference 2024"])
-    user_id: StrictStr = Field(examples=["john123"])
+    name: NameToFind = Field(examples=["Tech Conference 2024"])
+    user_id: UserIdToFind = Field(examples=["john123"])
 
 
 class BookingRef(Request):

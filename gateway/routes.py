@@ -6,12 +6,13 @@ import asyncio
 from typing import Annotated, Any
 
 import grpc
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from grpc_health.v1 import health_pb2
 
 from confbook.booking.v1 import booking_pb2
 from confbook.conference.v1 import conference_pb2
+from confbook_common import validation
 from confbook_common.timestamps import to_timestamp
 from gateway import models
 from gateway.clients import ServiceClients
@@ -19,7 +20,20 @@ from gateway.timestamps import format_utc
 
 router = APIRouter()
 
-ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": models.ErrorBody} for status in (400, 404, 409, 413, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": models.ErrorBody} for status in (400, 404, 409, 413, 500, 503)
+}
+
+# Path and query parameters follow the same rules as body fields.
+PageSize = Annotated[
+    int, models.checked("page_size", validation.page_size), models.int_range(0, validation.PAGE_SIZE_MAX)
+]
+PageToken = Annotated[
+    str, models.checked("page_token", validation.PAGE_TOKEN), models.documented(validation.PAGE_TOKEN)
+]
+BookingIdInPath = Annotated[
+    int, models.checked("booking_id", validation.positive_id), models.int_range(1, validation.INT64_MAX)
+]
 
 
 async def _clients(request: Request) -> ServiceClients:
@@ -45,7 +59,9 @@ def _summary(conference: conference_pb2.Conference) -> models.ConferenceSummary:
 
 async def _with_availability(clients: Clients, conference: conference_pb2.Conference) -> models.ConferenceOut:
     seats = await clients.bookings.GetSeatAvailability(
-        booking_pb2.GetSeatAvailabilityRequest(conference_id=conference.conference_id), timeout=clients.timeout
+        booking_pb2.GetSeatAvailabilityRequest(conference_id=conference.conference_id),
+        timeout=clients.timeout,
+        metadata=clients.metadata(),
     )
     return models.ConferenceOut(
         **_summary(conference).model_dump(),
@@ -87,14 +103,15 @@ async def create_conference(body: models.NewConference, clients: Clients) -> mod
             topics=body.topics,
         ),
         timeout=clients.timeout,
+        metadata=clients.metadata(),
     )
     return await _with_availability(clients, conference)
 
 
 @router.get("/conference/{name}", responses=ERRORS, tags=["conferences"])
-async def get_conference(name: str, clients: Clients) -> models.ConferenceOut:
+async def get_conference(name: models.NameToFind, clients: Clients) -> models.ConferenceOut:
     conference = await clients.conferences.GetConference(
-        conference_pb2.GetConferenceRequest(name=name), timeout=clients.timeout
+        conference_pb2.GetConferenceRequest(name=name), timeout=clients.timeout, metadata=clients.metadata()
     )
     return await _with_availability(clients, conference)
 
@@ -102,11 +119,13 @@ async def get_conference(name: str, clients: Clients) -> models.ConferenceOut:
 @router.get("/conferences", responses=ERRORS, tags=["conferences"])
 async def list_conferences(
     clients: Clients,
-    page_size: Annotated[int, Query(ge=0, le=100)] = 50,
-    page_token: str = "",
+    page_size: Annotated[PageSize, Query()] = 50,
+    page_token: Annotated[PageToken, Query()] = "",
 ) -> models.ConferenceList:
     page = await clients.conferences.ListConferences(
-        conference_pb2.ListConferencesRequest(page_size=page_size, page_token=page_token), timeout=clients.timeout
+        conference_pb2.ListConferencesRequest(page_size=page_size, page_token=page_token),
+        timeout=clients.timeout,
+        metadata=clients.metadata(),
     )
     return models.ConferenceList(
         conferences=[_summary(conference) for conference in page.conferences],
@@ -120,21 +139,25 @@ async def list_conferences(
 @router.post("/user", status_code=201, responses=ERRORS, tags=["users"])
 async def create_user(body: models.NewUser, clients: Clients) -> models.UserOut:
     user = await clients.bookings.CreateUser(
-        booking_pb2.CreateUserRequest(user_id=body.user_id, topics=body.topics), timeout=clients.timeout
+        booking_pb2.CreateUserRequest(user_id=body.user_id, topics=body.topics),
+        timeout=clients.timeout,
+        metadata=clients.metadata(),
     )
     return models.UserOut(user_id=user.user_id, topics=list(user.topics))
 
 
 @router.get("/user/{user_id}", responses=ERRORS, tags=["users"])
-async def get_user(user_id: str, clients: Clients) -> models.UserOut:
-    user = await clients.bookings.GetUser(booking_pb2.GetUserRequest(user_id=user_id), timeout=clients.timeout)
+async def get_user(user_id: models.UserIdToFind, clients: Clients) -> models.UserOut:
+    user = await clients.bookings.GetUser(
+        booking_pb2.GetUserRequest(user_id=user_id), timeout=clients.timeout, metadata=clients.metadata()
+    )
     return models.UserOut(user_id=user.user_id, topics=list(user.topics))
 
 
 @router.get("/user/{user_id}/bookings", responses=ERRORS, tags=["users"])
-async def list_user_bookings(user_id: str, clients: Clients) -> models.UserBookings:
+async def list_user_bookings(user_id: models.UserIdToFind, clients: Clients) -> models.UserBookings:
     reply = await clients.bookings.ListUserBookings(
-        booking_pb2.ListUserBookingsRequest(user_id=user_id), timeout=clients.timeout
+        booking_pb2.ListUserBookingsRequest(user_id=user_id), timeout=clients.timeout, metadata=clients.metadata()
     )
     return models.UserBookings(user_id=user_id, bookings=[_booking(booking) for booking in reply.bookings])
 
@@ -145,7 +168,9 @@ async def list_user_bookings(user_id: str, clients: Clients) -> models.UserBooki
 @router.post("/book", status_code=201, responses=ERRORS, tags=["bookings"])
 async def book(body: models.BookRequest, clients: Clients) -> models.BookOut:
     reply = await clients.bookings.Book(
-        booking_pb2.BookRequest(conference_name=body.name, user_id=body.user_id), timeout=clients.timeout
+        booking_pb2.BookRequest(conference_name=body.name, user_id=body.user_id),
+        timeout=clients.timeout,
+        metadata=clients.metadata(),
     )
     booking = _booking(reply.booking)
     return models.BookOut(
@@ -157,11 +182,9 @@ async def book(body: models.BookRequest, clients: Clients) -> models.BookOut:
 
 
 @router.get("/booking/{booking_id}", responses=ERRORS, tags=["bookings"])
-async def get_booking(
-    booking_id: Annotated[int, Path(ge=-models.INT64_MAX - 1, le=models.INT64_MAX)], clients: Clients
-) -> models.BookingOut:
+async def get_booking(booking_id: BookingIdInPath, clients: Clients) -> models.BookingOut:
     booking = await clients.bookings.GetBooking(
-        booking_pb2.GetBookingRequest(booking_id=booking_id), timeout=clients.timeout
+        booking_pb2.GetBookingRequest(booking_id=booking_id), timeout=clients.timeout, metadata=clients.metadata()
     )
     return _booking(booking)
 
@@ -169,7 +192,9 @@ async def get_booking(
 @router.post("/confirm", responses=ERRORS, tags=["bookings"])
 async def confirm(body: models.BookingRef, clients: Clients) -> models.BookingChange:
     booking = await clients.bookings.ConfirmBooking(
-        booking_pb2.ConfirmBookingRequest(booking_id=body.booking_id), timeout=clients.timeout
+        booking_pb2.ConfirmBookingRequest(booking_id=body.booking_id),
+        timeout=clients.timeout,
+        metadata=clients.metadata(),
     )
     return models.BookingChange(**_booking(booking).model_dump(), message="Booking confirmed")
 
@@ -177,7 +202,9 @@ async def confirm(body: models.BookingRef, clients: Clients) -> models.BookingCh
 @router.post("/cancel", responses=ERRORS, tags=["bookings"])
 async def cancel(body: models.BookingRef, clients: Clients) -> models.BookingChange:
     booking = await clients.bookings.CancelBooking(
-        booking_pb2.CancelBookingRequest(booking_id=body.booking_id), timeout=clients.timeout
+        booking_pb2.CancelBookingRequest(booking_id=body.booking_id),
+        timeout=clients.timeout,
+        metadata=clients.metadata(),
     )
     return models.BookingChange(**_booking(booking).model_dump(), message="Booking canceled")
 

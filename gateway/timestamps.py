@@ -9,15 +9,22 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from confbook_common.timestamps import from_timestamp
 
-_ACCEPTED = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?")
+_ACCEPTED = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?", re.ASCII)
+# The longest text _ACCEPTED matches: "2024-06-15T09:00:00.123456+02:00".
+MAX_LENGTH = 32
 
 
 def parse(text: str) -> datetime:
     """Raise ValueError unless `text` is a date and time of day in one of the accepted forms."""
     if not _ACCEPTED.fullmatch(text):
         raise ValueError('expected a time like "2024-06-15 09:00:00" or "2024-06-15T09:00:00Z"')
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        # A zone near either end of the calendar can carry the time past it (OverflowError).
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        # Python's own messages name its internals ("offset must be a timedelta ..."): not for a person.
+        raise ValueError("is not a real date and time (check the day, the hour and the zone offset)") from None
 
 
 def format_utc(stamp: Timestamp) -> str:

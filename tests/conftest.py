@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from scripts import sandbox
 from scripts.sandbox import Infrastructure
@@ -21,6 +22,16 @@ DEFAULT_TEST_AMQP_URL = "amqp://confbook:confbook@127.0.0.1:15673/%2F"
 E2E_WINDOW_SECONDS = 3
 
 _LEVELS = ["unit", "servicer", "integration", "e2e"]
+
+# Property-based tests: a short run in `make test`, the long one in `make fuzz` (FUZZ=long).
+LONG_FUZZ = os.environ.get("FUZZ") == "long"
+settings.register_profile(
+    "quick", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+settings.register_profile(
+    "long", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+settings.load_profile("long" if LONG_FUZZ else "quick")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,11 +1,60 @@
-"""Text rules shared by the services that accept names, ids and topics."""
+"""The input rules, in one place: every service checks its own gRPC input with them, and the gateway
+checks and documents its HTTP input with the same ones (see README.md, "Input rules")."""
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from confbook_common.errors import InvalidInput
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+NAME_MAX_LENGTH = 100  # conference names and locations
+TOPIC_MAX_LENGTH = 100
+USER_ID_MAX_LENGTH = 64
+CONFERENCE_TOPICS_MAX = 10
+USER_TOPICS_MAX = 50
+# Far above any venue; keeps counts well inside 32-bit integers.
+SLOTS_MAX = 1_000_000
+PAGE_SIZE_MAX = 100
+# A key to look up by may be longer than what it finds: names are compared casefolded, and one
+# character can fold into three ("ß" into "ss"). Beyond these lengths nothing can be found.
+NAME_LOOKUP_MAX_LENGTH = 4 * NAME_MAX_LENGTH
+USER_ID_LOOKUP_MAX_LENGTH = 4 * USER_ID_MAX_LENGTH
+PAGE_TOKEN_MAX_LENGTH = 200
+
+# Times the product accepts: from the Unix epoch to the last second that protobuf, Python and
+# PostgreSQL all hold.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+TIME_RANGE = "between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z"
+
+# At most this much of an input is ever quoted back in an error message: any name the product
+# stores is shown whole, a longer key to look up by is cut.
+SHOWN_MAX_LENGTH = NAME_MAX_LENGTH
+
+# The same text rules as JSON Schema patterns (ECMA-262 and Python `re` read them alike). They
+# can only state what is refused in ASCII and the control characters; the descriptions say the rest.
+_CONTROLS = r"\u0000-\u001f\u007f-\u009f"
+_ASCII_SYMBOLS = r"!-/:-@\[-`{-~"
+TEXT_PATTERN = f"^[^{_CONTROLS}]*$"
+WORDS_PATTERN = f"^[^{_CONTROLS}{_ASCII_SYMBOLS}]*$"
+IDENTIFIER_PATTERN = f"^[^{_CONTROLS}{_ASCII_SYMBOLS} ]+$"
+PAGE_TOKEN_PATTERN = "^[A-Za-z0-9_=-]*$"
+
+
+def shown(value: str) -> str:
+    """`value` quoted for an error message, cut short so that no message repeats a long input."""
+    if len(value) <= SHOWN_MAX_LENGTH:
+        return repr(value)
+    return f"{value[:SHOWN_MAX_LENGTH]!r}... ({len(value)} characters)"
 
 
 def _is_letter_or_digit(char: str) -> bool:
@@ -13,6 +62,21 @@ def _is_letter_or_digit(char: str) -> bool:
     # str.isalnum() would also let through things like "½" and "²".
     category = unicodedata.category(char)
     return category.startswith("L") or category == "Nd"
+
+
+def _is_unsafe(char: str) -> bool:
+    # Control characters (NUL among them, which PostgreSQL refuses) and lone surrogates, which
+    # are not Unicode text at all and cannot be encoded as UTF-8.
+    return unicodedata.category(char) in ("Cc", "Cs")
+
+
+def text(field: str, value: str, *, max_length: int) -> str:
+    """What every string must be: at most max_length characters, no control characters, valid Unicode."""
+    if len(value) > max_length:
+        raise InvalidInput(field, f"must be at most {max_length} characters")
+    if any(_is_unsafe(char) for char in value):
+        raise InvalidInput(field, "must not contain control characters or invalid Unicode")
+    return value
 
 
 def conference_name_key(name: str) -> str:
@@ -25,53 +89,120 @@ def conference_name_key(name: str) -> str:
 
 def words(field: str, value: str, *, max_length: int) -> str:
     """Letters, digits and spaces, not blank; surrounding spaces are dropped."""
-    text = value.strip()
-    if not text:
+    stripped = text(field, value, max_length=max_length).strip()
+    if not stripped:
         raise InvalidInput(field, "must not be blank")
-    if len(text) > max_length:
-        raise InvalidInput(field, f"must be at most {max_length} characters")
-    if not all(char == " " or _is_letter_or_digit(char) for char in text):
+    if not all(char == " " or _is_letter_or_digit(char) for char in stripped):
         raise InvalidInput(field, "may contain only letters, digits and spaces")
-    return text
+    return stripped
 
 
 def identifier(field: str, value: str, *, max_length: int) -> str:
     """Letters and digits only, 1 to max_length characters."""
     if not value:
         raise InvalidInput(field, "must not be empty")
-    if len(value) > max_length:
-        raise InvalidInput(field, f"must be at most {max_length} characters")
+    text(field, value, max_length=max_length)
     if not all(_is_letter_or_digit(char) for char in value):
         raise InvalidInput(field, "may contain only letters and digits")
     return value
 
 
-def topics(field: str, values: Sequence[str], *, max_count: int, max_length: int = 100) -> list[str]:
-    """A list of distinct topics (case ignored), each following `words`."""
+def lookup_key(field: str, value: str, *, max_length: int) -> str:
+    """A key to look something up by: present and safe text (what exists decides the rest)."""
+    if not value.strip():
+        raise InvalidInput(field, "is required")
+    return text(field, value, max_length=max_length)
+
+
+def page_token(field: str, value: str, *, max_length: int) -> str:
+    """Empty, or a token a page gave: URL-safe base64 (what it holds is checked when it is read)."""
+    text(field, value, max_length=max_length)
+    if not all(char.isascii() and (char.isalnum() or char in "_=-") for char in value):
+        raise InvalidInput(field, "is not a token this service issued")
+    return value
+
+
+@dataclass(frozen=True)
+class TextRule:
+    """One kind of string field: how it is checked and how the HTTP API's schema states it."""
+
+    check: Callable[..., str]
+    max_length: int
+    pattern: str
+    description: str
+    min_length: int = 0
+
+    def __call__(self, field: str, value: str) -> str:
+        return self.check(field, value, max_length=self.max_length)
+
+    def json_schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "string", "maxLength": self.max_length, "pattern": self.pattern}
+        if self.min_length:
+            schema["minLength"] = self.min_length
+        return {**schema, "description": self.description}
+
+
+_WORDS = "letters (of any script), digits and spaces, not blank; surrounding spaces are dropped"
+CONFERENCE_NAME = TextRule(words, NAME_MAX_LENGTH, WORDS_PATTERN, f"{_WORDS}; unique ignoring case", 1)
+LOCATION = TextRule(words, NAME_MAX_LENGTH, WORDS_PATTERN, _WORDS, 1)
+TOPIC = TextRule(words, TOPIC_MAX_LENGTH, WORDS_PATTERN, f"{_WORDS}; distinct ignoring case", 1)
+USER_ID = TextRule(identifier, USER_ID_MAX_LENGTH, IDENTIFIER_PATTERN, "letters (of any script) and digits", 1)
+NAME_LOOKUP = TextRule(
+    lookup_key, NAME_LOOKUP_MAX_LENGTH, TEXT_PATTERN, "a conference's name; case and surrounding spaces are ignored", 1
+)
+USER_ID_LOOKUP = TextRule(lookup_key, USER_ID_LOOKUP_MAX_LENGTH, TEXT_PATTERN, "a user's id", 1)
+PAGE_TOKEN = TextRule(
+    page_token, PAGE_TOKEN_MAX_LENGTH, PAGE_TOKEN_PATTERN, "next_page_token of the previous page; empty for the first"
+)
+
+
+def topics(field: str, values: Sequence[str], *, max_count: int, rule: TextRule = TOPIC) -> list[str]:
+    """A list of distinct topics (case ignored), each following `rule`."""
     if len(values) > max_count:
         raise InvalidInput(field, f"at most {max_count} topics are allowed, got {len(values)}")
     cleaned: list[str] = []
     seen: set[str] = set()
     for index, value in enumerate(values):
-        topic = words(f"{field}[{index}]", value, max_length=max_length)
+        topic = rule(f"{field}[{index}]", value)
         key = topic.casefold()
         if key in seen:
-            raise InvalidInput(f"{field}[{index}]", f"duplicate topic {topic!r}")
+            raise InvalidInput(f"{field}[{index}]", f"duplicate topic {shown(topic)}")
         seen.add(key)
         cleaned.append(topic)
     return cleaned
 
 
 def positive_id(field: str, value: int) -> int:
-    if value <= 0:
+    if not 0 < value <= INT64_MAX:
         raise InvalidInput(field, "must be a positive integer")
     return value
 
 
-def required(field: str, value: str, *, max_length: int) -> str:
-    """A key to look something up by: present and of sane length (what exists decides the rest)."""
-    if not value.strip():
-        raise InvalidInput(field, "is required")
-    if len(value) > max_length:
-        raise InvalidInput(field, f"must be at most {max_length} characters")
+def slots(field: str, value: int) -> int:
+    if value <= 0:
+        raise InvalidInput(field, "must be greater than 0")
+    if value > SLOTS_MAX:
+        raise InvalidInput(field, f"must be at most {SLOTS_MAX}")
     return value
+
+
+def page_size(field: str, value: int) -> int:
+    if not 0 <= value <= PAGE_SIZE_MAX:
+        raise InvalidInput(field, f"must be between 0 and {PAGE_SIZE_MAX}")
+    return value
+
+
+def moment(field: str, value: datetime) -> datetime:
+    """A time the product accepts (timezone-aware)."""
+    if not EARLIEST <= value <= LATEST:
+        raise InvalidInput(field, f"must be {TIME_RANGE}")
+    return value
+
+
+def timestamp(field: str, stamp: Timestamp) -> datetime:
+    """A protobuf Timestamp from a caller, as a UTC datetime; any value the wire allows may arrive."""
+    if not 0 <= stamp.nanos <= 999_999_999:
+        raise InvalidInput(field, "nanos must be between 0 and 999999999")
+    if not EARLIEST.timestamp() <= stamp.seconds <= LATEST.timestamp():
+        raise InvalidInput(field, f"must be {TIME_RANGE}")
+    return stamp.ToDatetime(tzinfo=UTC)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from concurrent import futures
 from contextlib import contextmanager
@@ -29,15 +30,21 @@ class FailingRepository(FakeConferenceRepository):
 
 
 @contextmanager
-def serve(repository: FakeConferenceRepository) -> Iterator[conference_pb2_grpc.ConferenceServiceStub]:
+def serve_channel(repository: FakeConferenceRepository) -> Iterator[grpc.Channel]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), interceptors=[ErrorMappingInterceptor()])
     servicer = ConferenceServicer(lambda: FakeConferenceUnitOfWork(repository))  # type: ignore[arg-type, return-value]
     conference_pb2_grpc.add_ConferenceServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        yield conference_pb2_grpc.ConferenceServiceStub(channel)
+        yield channel
     server.stop(None)
+
+
+@contextmanager
+def serve(repository: FakeConferenceRepository) -> Iterator[conference_pb2_grpc.ConferenceServiceStub]:
+    with serve_channel(repository) as channel:
+        yield conference_pb2_grpc.ConferenceServiceStub(channel)
 
 
 @pytest.fixture
@@ -79,3 +86,28 @@ def test_a_bug_is_an_internal_error_that_reveals_nothing():
         error = failure_of(lambda: stub.GetConference(conference_pb2.GetConferenceRequest(name="x")))
     assert error.code() is grpc.StatusCode.INTERNAL
     assert "secret" not in error.details()
+
+
+def test_a_bug_is_logged_with_the_callers_request_id(caplog):
+    with serve(FailingRepository(RuntimeError("secret detail"))) as stub, caplog.at_level(logging.ERROR):
+        request = conference_pb2.GetConferenceRequest(name="x")
+        error = failure_of(lambda: stub.GetConference(request, metadata=(("x-request-id", "trace-7"),)))
+    assert error.code() is grpc.StatusCode.INTERNAL
+    assert "trace-7" in error.details()
+    assert any("trace-7" in record.getMessage() and record.exc_info for record in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"\x12\x02\xff\xfe", b"\xff\xff\xff", b"\x12\x05ab"],
+    ids=["invalid UTF-8 in a string", "no valid field", "truncated"],
+)
+def test_bytes_that_are_no_request_are_invalid_argument(payload):
+    with serve_channel(FakeConferenceRepository()) as channel:
+        raw = channel.unary_unary(
+            "/confbook.conference.v1.ConferenceService/GetConference",
+            request_serializer=lambda data: data,
+            response_deserializer=lambda data: data,
+        )
+        error = failure_of(lambda: raw(payload))
+    assert (error.code(), error_reason(error)) == (grpc.StatusCode.INVALID_ARGUMENT, "VALIDATION_ERROR")

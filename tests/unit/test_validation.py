@@ -25,7 +25,7 @@ def test_words_drop_surrounding_spaces():
         ("Tech-Conf", "may contain only letters, digits and spaces"),
         ("Conf!", "may contain only letters, digits and spaces"),
         ("½ day", "may contain only letters, digits and spaces"),
-        ("tab\there", "may contain only letters, digits and spaces"),
+        ("tab\there", "must not contain control characters or invalid Unicode"),
         ("a" * 101, "must be at most 100 characters"),
     ],
 )

@@ -8,9 +8,11 @@ from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from confbook_common import request_id
 from confbook_common.db import is_transient_db_error
 from confbook_common.errors import (
     AlreadyExists,
@@ -70,8 +72,36 @@ def error_reason(error: grpc.RpcError) -> str | None:
     return None
 
 
+class _Undecodable:
+    """Stands in for a request whose bytes did not parse, so that it is refused as INVALID_ARGUMENT:
+    gRPC itself would answer INTERNAL."""
+
+
+_UNDECODABLE = _Undecodable()
+_UNDECODABLE_STATUS = status_for(InvalidInput("request", "is not a valid protobuf message for this method"))
+
+
+def _lenient(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except (DecodeError, ValueError):  # malformed bytes; invalid UTF-8 in a string field
+            return _UNDECODABLE
+
+    return deserialize
+
+
+def _request_id(context: grpc.ServicerContext) -> str:
+    sent = next((value for key, value in context.invocation_metadata() if key == request_id.GRPC_METADATA_KEY), None)
+    return request_id.accept(sent if isinstance(sent, str) else None)
+
+
 class ErrorMappingInterceptor(grpc.ServerInterceptor):
-    """Turns exceptions escaping a unary handler into statuses; logs only the unexpected."""
+    """Turns exceptions escaping a unary handler into statuses; logs only the unexpected, with the
+    request id (the caller's x-request-id metadata when sane, else a new one)."""
 
     def intercept_service(
         self,
@@ -85,6 +115,8 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):
         method = handler_call_details.method
 
         def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+            if request is _UNDECODABLE:
+                context.abort_with_status(_UNDECODABLE_STATUS)
             try:
                 return inner(request, context)
             except DomainError as error:
@@ -94,14 +126,15 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):
                 status = _unavailable(str(error))
             except Exception as error:
                 if not is_transient_db_error(error):
-                    log.exception("%s failed", method)
-                    context.abort(grpc.StatusCode.INTERNAL, "internal error")
+                    failed = _request_id(context)
+                    log.exception("%s failed (request_id=%s)", method, failed)
+                    context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {failed})")
                 log.warning("%s: database unavailable: %s", method, error)
                 status = _unavailable("database unavailable, try again")
             context.abort_with_status(status)
 
         return grpc.unary_unary_rpc_method_handler(
             guarded,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_lenient(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )

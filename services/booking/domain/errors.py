@@ -1,20 +1,21 @@
 """What the booking service refuses, with stable codes."""
 
 from confbook_common.errors import AlreadyExists, Conflict, NotFound
+from confbook_common.validation import shown
 
 
 class UserNotFound(NotFound):
     code = "USER_NOT_FOUND"
 
     def __init__(self, user_id: str) -> None:
-        super().__init__(f"no user {user_id!r}")
+        super().__init__(f"no user {shown(user_id)}")
 
 
 class ConferenceNotFound(NotFound):
     code = "CONFERENCE_NOT_FOUND"
 
     def __init__(self, key: str | int) -> None:
-        super().__init__(f"no conference {key!r}")
+        super().__init__(f"no conference {shown(key) if isinstance(key, str) else key}")
 
 
 class BookingNotFound(NotFound):
@@ -28,28 +29,28 @@ class UserExists(AlreadyExists):
     code = "USER_EXISTS"
 
     def __init__(self, user_id: str) -> None:
-        super().__init__(f"user {user_id!r} already exists")
+        super().__init__(f"user {shown(user_id)} already exists")
 
 
 class AlreadyBooked(Conflict):
     code = "ALREADY_BOOKED"
 
     def __init__(self, user_id: str, conference: str) -> None:
-        super().__init__(f"user {user_id!r} already has an active booking for {conference!r}")
+        super().__init__(f"user {shown(user_id)} already has an active booking for {shown(conference)}")
 
 
 class OverlappingBooking(Conflict):
     code = "OVERLAPPING_BOOKING"
 
     def __init__(self, conference: str, other: str) -> None:
-        super().__init__(f"{conference!r} overlaps {other!r}, which this user has a confirmed booking for")
+        super().__init__(f"{shown(conference)} overlaps {shown(other)}, which this user has a confirmed booking for")
 
 
 class ConferenceStarted(Conflict):
     code = "CONFERENCE_STARTED"
 
     def __init__(self, conference: str) -> None:
-        super().__init__(f"{conference!r} has already started")
+        super().__init__(f"{shown(conference)} has already started")
 
 
 class BookingNotPending(Conflict):
@@ -77,4 +78,4 @@ class ConferenceNotStarted(Conflict):
     code = "CONFERENCE_NOT_STARTED"
 
     def __init__(self, conference: str) -> None:
-        super().__init__(f"{conference!r} has not started yet")
+        super().__init__(f"{shown(conference)} has not started yet")

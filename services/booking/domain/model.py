@@ -10,9 +10,6 @@ from enum import StrEnum
 from confbook_common import validation
 from confbook_common.errors import Conflict
 
-MAX_USER_ID_LENGTH = 64
-MAX_USER_TOPICS = 50
-
 
 class Status(StrEnum):
     CONFIRMED = "CONFIRMED"  # holds a seat
@@ -117,20 +114,20 @@ class User:
 
 
 def new_user_id(user_id: str) -> str:
-    return validation.identifier("user_id", user_id, max_length=MAX_USER_ID_LENGTH)
+    return validation.USER_ID("user_id", user_id)
 
 
 def new_user_topics(topics: Sequence[str]) -> tuple[str, ...]:
-    return tuple(validation.topics("topics", topics, max_count=MAX_USER_TOPICS))
+    return tuple(validation.topics("topics", topics, max_count=validation.USER_TOPICS_MAX))
 
 
 def user_id_to_find(user_id: str) -> str:
-    # Any id that is not a user's is simply not found (404); only a missing one is invalid.
-    return validation.required("user_id", user_id, max_length=MAX_USER_ID_LENGTH * 4)
+    # Any id that is not a user's is simply not found (404); only a missing or unsafe one is invalid.
+    return validation.USER_ID_LOOKUP("user_id", user_id)
 
 
 def conference_name_to_find(name: str) -> str:
-    return validation.required("name", name, max_length=400)
+    return validation.NAME_LOOKUP("name", name)
 
 
 @dataclass(frozen=True)

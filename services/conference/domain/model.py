@@ -9,11 +9,7 @@ from datetime import datetime, timedelta
 from confbook_common import validation
 from confbook_common.errors import InvalidInput
 
-MAX_NAME_LENGTH = 100
-MAX_TOPICS = 10
 MAX_DURATION = timedelta(hours=12)
-# Far above any venue; keeps counts well inside 32-bit integers.
-MAX_SLOTS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -46,28 +42,27 @@ def new_conference(
     now: datetime,
 ) -> NewConference:
     """Validate a request to create a conference; raises InvalidInput naming the first bad field."""
-    clean_name = validation.words("name", name, max_length=MAX_NAME_LENGTH)
-    clean_location = validation.words("location", location, max_length=MAX_NAME_LENGTH)
+    clean_name = validation.CONFERENCE_NAME("name", name)
+    clean_location = validation.LOCATION("location", location)
     if start is None:
         raise InvalidInput("start", "is required")
     if end is None:
         raise InvalidInput("end", "is required")
+    validation.moment("start", start)
+    validation.moment("end", end)
     if start <= now:
         raise InvalidInput("start", "must be in the future")
     if end <= start:
         raise InvalidInput("end", "must be after start")
     if end - start > MAX_DURATION:
         raise InvalidInput("end", "a conference may last at most 12 hours")
-    if slots <= 0:
-        raise InvalidInput("slots", "must be greater than 0")
-    if slots > MAX_SLOTS:
-        raise InvalidInput("slots", f"must be at most {MAX_SLOTS}")
-    clean_topics = validation.topics("topics", topics, max_count=MAX_TOPICS)
+    clean_slots = validation.slots("slots", slots)
+    clean_topics = validation.topics("topics", topics, max_count=validation.CONFERENCE_TOPICS_MAX)
     return NewConference(
         name=clean_name,
         location=clean_location,
         start=start,
         end=end,
-        slots=slots,
+        slots=clean_slots,
         topics=tuple(clean_topics),
     )

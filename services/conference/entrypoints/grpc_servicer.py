@@ -5,7 +5,9 @@ from __future__ import annotations
 import grpc
 
 from confbook.conference.v1 import conference_pb2, conference_pb2_grpc
-from confbook_common.timestamps import from_timestamp, to_timestamp, utc_now
+from confbook_common import validation
+from confbook_common.errors import InvalidInput
+from confbook_common.timestamps import to_timestamp, utc_now
 from services.conference.domain.model import Conference, new_conference
 from services.conference.service_layer import handlers
 from services.conference.service_layer.unit_of_work import UnitOfWorkFactory
@@ -34,8 +36,8 @@ class ConferenceServicer(conference_pb2_grpc.ConferenceServiceServicer):
         new = new_conference(
             name=request.name,
             location=request.location,
-            start=from_timestamp(request.start) if request.HasField("start") else None,
-            end=from_timestamp(request.end) if request.HasField("end") else None,
+            start=validation.timestamp("start", request.start) if request.HasField("start") else None,
+            end=validation.timestamp("end", request.end) if request.HasField("end") else None,
             slots=request.slots,
             topics=list(request.topics),
             now=utc_now(),
@@ -45,11 +47,14 @@ class ConferenceServicer(conference_pb2_grpc.ConferenceServiceServicer):
     def GetConference(
         self, request: conference_pb2.GetConferenceRequest, context: grpc.ServicerContext
     ) -> conference_pb2.Conference:
-        if request.WhichOneof("key") == "conference_id":
-            conference = handlers.get_conference(self._uow(), conference_id=request.conference_id)
-        else:
-            conference = handlers.get_conference(self._uow(), name=request.name)
-        return to_message(conference)
+        key = request.WhichOneof("key")
+        if key == "conference_id":
+            conference_id = validation.positive_id("conference_id", request.conference_id)
+            return to_message(handlers.get_conference(self._uow(), conference_id=conference_id))
+        if key is None:
+            raise InvalidInput("key", "conference_id or name is required")
+        name = validation.NAME_LOOKUP("name", request.name)
+        return to_message(handlers.get_conference(self._uow(), name=name))
 
     def ListConferences(
         self, request: conference_pb2.ListConferencesRequest, context: grpc.ServicerContext

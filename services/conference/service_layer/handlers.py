@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from confbook.events.v1 import events_pb2
+from confbook_common import validation
 from confbook_common.errors import InvalidInput
 from confbook_common.timestamps import to_timestamp
 from services.conference.domain.errors import ConferenceNotFound
 from services.conference.domain.model import Conference, NewConference
 from services.conference.service_layer.unit_of_work import ConferenceUnitOfWork
 
-MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 50
 
 
@@ -50,17 +50,22 @@ def _encode_token(conference: Conference) -> str:
 
 
 def _decode_token(token: str) -> tuple[datetime, int]:
+    validation.PAGE_TOKEN("page_token", token)
     try:
-        start, conference_id = base64.urlsafe_b64decode(token.encode()).decode().split("|")
-        return datetime.fromisoformat(start), int(conference_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        start_text, id_text = base64.urlsafe_b64decode(token.encode()).decode().split("|")
+        start, conference_id = datetime.fromisoformat(start_text), int(id_text)
+        # Only what _encode_token writes: an aware start in range and a positive id, in digits.
+        if start.tzinfo is None or not (id_text.isascii() and id_text.isdigit()):
+            raise ValueError(token)
+        validation.moment("page_token", start)
+        validation.positive_id("page_token", conference_id)
+    except (ValueError, InvalidInput, binascii.Error, UnicodeDecodeError):
         raise InvalidInput("page_token", "is not a token this service issued") from None
+    return start, conference_id
 
 
 def list_conferences(uow: ConferenceUnitOfWork, page_size: int, page_token: str) -> Page:
-    if page_size < 0 or page_size > MAX_PAGE_SIZE:
-        raise InvalidInput("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")
-    limit = page_size or DEFAULT_PAGE_SIZE
+    limit = validation.page_size("page_size", page_size) or DEFAULT_PAGE_SIZE
     after = _decode_token(page_token) if page_token else None
     with uow:
         # One extra row tells whether another page follows.

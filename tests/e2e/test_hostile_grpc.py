@@ -1,0 +1,161 @@
+"""Every gRPC method of every service against generated hostile requests (callers that bypass the
+gateway): a status that is the caller's fault, never INTERNAL; a short message; nothing created."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import message as protobuf_message
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
+from google.protobuf.message_factory import GetMessageClass
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from hypothesis import given
+from hypothesis import strategies as st
+
+from confbook.booking.v1 import booking_pb2, promotion_pb2
+from confbook.conference.v1 import conference_pb2, conference_pb2_grpc
+from confbook.waitlist.v1 import waitlist_pb2
+from confbook_common import validation
+from tests import hostile
+
+SERVICES = {
+    "conference": [conference_pb2.DESCRIPTOR.services_by_name["ConferenceService"]],
+    "booking": [
+        booking_pb2.DESCRIPTOR.services_by_name["BookingService"],
+        promotion_pb2.DESCRIPTOR.services_by_name["PromotionService"],
+    ],
+    "waitlist": [waitlist_pb2.DESCRIPTOR.services_by_name["WaitlistService"]],
+}
+METHODS = [(name, method) for name, services in SERVICES.items() for service in services for method in service.methods]
+# The caller's fault, or an answer: anything else (INTERNAL, UNKNOWN, RESOURCE_EXHAUSTED...) is a defect.
+ACCEPTABLE = {
+    grpc.StatusCode.OK,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.FAILED_PRECONDITION,
+}
+MESSAGE_MAX_LENGTH = 1200
+T = FieldDescriptor
+
+_INTEGERS = {
+    T.TYPE_INT64: hostile.unknown_ids | st.sampled_from([validation.INT64_MIN, validation.INT64_MAX]),
+    T.TYPE_INT32: st.integers(validation.INT32_MIN, 0) | st.sampled_from([validation.INT32_MAX, 1_000_001]),
+}
+
+
+def _timestamps() -> st.SearchStrategy[dict[str, int]]:
+    seconds = st.integers(validation.INT64_MIN, validation.INT64_MAX) | st.sampled_from([2**62, -(2**62), 253402300800])
+    return st.fixed_dictionaries({"seconds": seconds, "nanos": st.integers(validation.INT32_MIN, validation.INT32_MAX)})
+
+
+def _field_values(field: FieldDescriptor) -> st.SearchStrategy[Any]:
+    if field.message_type is not None and field.message_type.full_name == "google.protobuf.Timestamp":
+        single: st.SearchStrategy[Any] = _timestamps()
+    elif field.type == T.TYPE_STRING:
+        single = hostile.bad_wire_text
+    elif field.type in _INTEGERS:
+        single = _INTEGERS[field.type]
+    elif field.type == T.TYPE_BOOL:
+        single = st.booleans()
+    else:
+        raise AssertionError(f"no hostile values for {field.full_name}: add them here")
+    if field.label == T.LABEL_REPEATED:
+        return st.lists(single, min_size=1, max_size=3)
+    return single
+
+
+def hostile_requests(descriptor: Descriptor) -> st.SearchStrategy[protobuf_message.Message]:
+    """A request with every field set to a hostile value (of a oneof, one member)."""
+    message_class = GetMessageClass(descriptor)
+    plain = {field.name: _field_values(field) for field in descriptor.fields if field.containing_oneof is None}
+    oneofs = [
+        st.sampled_from(list(oneof.fields)).flatmap(lambda f: st.tuples(st.just(f.name), _field_values(f)))
+        for oneof in descriptor.oneofs
+    ]
+
+    def build(values: dict[str, Any], chosen: list[tuple[str, Any]]) -> protobuf_message.Message:
+        request = message_class()
+        for name, value in [*values.items(), *chosen]:
+            field = descriptor.fields_by_name[name]
+            if field.message_type is not None:
+                getattr(request, name).CopyFrom(GetMessageClass(field.message_type)(**value))
+            elif field.label == T.LABEL_REPEATED:
+                getattr(request, name).extend(value)
+            else:
+                setattr(request, name, value)
+        return request
+
+    return st.builds(build, st.fixed_dictionaries(plain), st.tuples(*oneofs).map(list))
+
+
+def raw_call(channel: grpc.Channel, method: MethodDescriptor) -> Callable[..., bytes]:
+    return channel.unary_unary(
+        f"/{method.containing_service.full_name}/{method.name}",
+        request_serializer=lambda data: data,
+        response_deserializer=lambda data: data,
+    )
+
+
+def status_of(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
+    try:
+        call()
+    except grpc.RpcError as error:
+        return error.code(), error.details() or ""
+    return grpc.StatusCode.OK, ""
+
+
+@pytest.fixture(scope="module")
+def channels(stack):
+    opened = {name: grpc.insecure_channel(stack.grpc_target(name)) for name in SERVICES}
+    yield opened
+    for channel in opened.values():
+        channel.close()
+
+
+def conference_count(channel: grpc.Channel) -> int:
+    stub = conference_pb2_grpc.ConferenceServiceStub(channel)
+    count, token = 0, ""
+    while True:
+        page = stub.ListConferences(conference_pb2.ListConferencesRequest(page_size=100, page_token=token))
+        count += len(page.conferences)
+        if not (token := page.next_page_token):
+            return count
+
+
+@pytest.mark.parametrize(("service", "method"), METHODS, ids=[method.full_name for _, method in METHODS])
+def test_hostile_requests_are_the_callers_fault_and_create_nothing(channels, service, method):
+    before = conference_count(channels["conference"])
+
+    @given(request=hostile_requests(method.input_type))
+    def check(request: protobuf_message.Message) -> None:
+        code, details = status_of(lambda: raw_call(channels[service], method)(request.SerializeToString(), timeout=10))
+        assert code in ACCEPTABLE, (code, details[:300])
+        assert len(details) <= MESSAGE_MAX_LENGTH
+        if method.name.startswith("Create"):
+            assert code is not grpc.StatusCode.OK, request
+
+    check()
+    assert conference_count(channels["conference"]) == before
+
+
+@pytest.mark.parametrize(("service", "method"), METHODS, ids=[method.full_name for _, method in METHODS])
+def test_bytes_that_are_no_request_are_refused_not_failed(channels, service, method):
+    # Random bytes may well parse into a valid request (b"\n\x01a" is CreateUserRequest(user_id="a")),
+    # so only the kind of status is checked here.
+    @given(payload=st.binary(max_size=64) | st.sampled_from([b"\x0a\x02\xff\xfe", b"\x12\x01\xc3", b"\xff" * 12]))
+    def check(payload: bytes) -> None:
+        code, details = status_of(lambda: raw_call(channels[service], method)(payload, timeout=10))
+        assert code in ACCEPTABLE, (code, details[:300])
+
+    check()
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_still_answers_afterwards(stack, service):
+    with grpc.insecure_channel(stack.grpc_target(service)) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
