@@ -524,13 +524,11 @@ def _quiet_pika() -> Iterator[None]:
 
 
 def _new_rabbitmq(state_dir: Path, url: str) -> Instance:
-    """A fresh private broker's fixed facts; its config files are written now, into its data dir."""
+    """A fresh private broker's fixed facts (its config files are written at each start)."""
     params = pika.URLParameters(url)
     log_path = state_dir / "logs" / "rabbitmq.log"
     with log_path.open("a") as log_file:
         base = _data_dir(state_dir, RABBITMQ, log_file)
-    # Empty on purpose: keeps the machine's /etc/rabbitmq/rabbitmq-env.conf away from this broker.
-    (base / "rabbitmq-env.conf").write_text("")
     return Instance(
         host=params.host,
         port=params.port,
@@ -560,8 +558,11 @@ def _write_rabbitmq_config(base: Path, url: str) -> None:
         f"management.tcp.ip = {address}",
         f"management.tcp.port = {params.port + MANAGEMENT_PORT_OFFSET}",
     ]
+    base.mkdir(parents=True, exist_ok=True)  # removed by hand since the last start, perhaps
     (base / "rabbitmq.conf").write_text("\n".join(config) + "\n")
     (base / "enabled_plugins").write_text("[rabbitmq_management].\n")
+    # Empty on purpose: keeps the machine's /etc/rabbitmq/rabbitmq-env.conf away from this broker.
+    (base / "rabbitmq-env.conf").write_text("")
 
 
 def _start_rabbitmq(state_dir: Path, record: Record, instance: Instance) -> None:

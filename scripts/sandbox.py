@@ -6,11 +6,13 @@ The end-to-end tests and the benchmark run against it; `make run`/`make up` are 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pika
@@ -23,6 +25,7 @@ from scripts import infra
 from scripts.broker_accounts import provision_broker_accounts
 from scripts.launching import MODULES, launch, wait_until_ready
 from scripts.migrate import migrate_all
+from scripts.queue_upgrade import redeclare_changed_queues
 from services.waitlist.adapters import topology as waitlist_topology
 
 
@@ -49,7 +52,7 @@ def prepare(state_dir: Path, database_url: str, amqp_url: str, *, window_seconds
         env = Env({"DATABASE_URL": database_url, "AMQP_URL": amqp_url})
         migrate_all(env)
         provision_broker_accounts(env)
-        _delete_queues(amqp_url, window_seconds)
+        _empty_queues(amqp_url, window_seconds)
     except BaseException:  # a failure or Ctrl-C: stop what `up` started
         infra.down(state_dir)
         raise
@@ -72,24 +75,34 @@ def _recreate_database(database_url: str) -> None:
     connection.close()
 
 
-def _delete_queues(amqp_url: str, window_seconds: int) -> None:
+def _empty_queues(amqp_url: str, window_seconds: int) -> None:
+    """Today's declarations, with no message in them. Purged rather than deleted: a quorum queue
+    declared again moments after its deletion can be left without its process (RabbitMQ 3.10)."""
+    queues = [*waitlist_topology.queue_names(window_seconds), DEAD_LETTER_QUEUE]
+    redeclare_changed_queues(amqp_url, queues, partial(waitlist_topology.declare, window_seconds=window_seconds))
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     channel = connection.channel()
-    for queue in [*waitlist_topology.queue_names(window_seconds), DEAD_LETTER_QUEUE]:
-        channel.queue_delete(queue)
+    for queue in queues:
+        channel.queue_purge(queue)
     connection.close()
 
 
-_SETTINGS = ("DATABASE_URL", "DB_PASSWORD", "GRPC_HOST", "GRPC_PORT", "AMQP_URL", "GATEWAY_PORT", "LISTEN_HOST")
+_SETTINGS = (
+    "DATABASE_URL", "DB_PASSWORD", "GRPC_HOST", "GRPC_PORT", "AMQP_URL", "AMQP_PASSWORD", "AMQP_MANAGEMENT_URL",
+    "GATEWAY_PORT", "LISTEN_HOST", "PROMOTION_TOKEN",
+)  # fmt: skip
 
 
 def _is_setting(name: str) -> bool:
     return name.endswith(_SETTINGS) or name == "CONFIRMATION_WINDOW_SECONDS"
 
 
-def environment(infrastructure: Infrastructure, ports: Mapping[str, int], window_seconds: int) -> dict[str, str]:
+def environment(
+    infrastructure: Infrastructure, ports: Mapping[str, int], window_seconds: int, promotion_token: str | None = None
+) -> dict[str, str]:
     """The settings of a stack on `ports` (by program name) using `infrastructure`, over this process's
-    environment without its own confbook settings (a BOOKING_DATABASE_URL, say), which must not leak in."""
+    environment without its own confbook settings (a BOOKING_DATABASE_URL, say), which must not leak in.
+    Every process of one stack must get the same `promotion_token` (by default, a new secret)."""
     inherited = {key: value for key, value in os.environ.items() if not _is_setting(key)}
     return {
         **inherited,
@@ -97,6 +110,7 @@ def environment(infrastructure: Infrastructure, ports: Mapping[str, int], window
         "GATEWAY_PORT": str(ports["gateway"]),
         **{f"{service.upper()}_GRPC_PORT": str(port) for service, port in ports.items() if service != "gateway"},
         "CONFIRMATION_WINDOW_SECONDS": str(window_seconds),
+        "PROMOTION_TOKEN": promotion_token or secrets.token_hex(16),
     }
 
 
@@ -133,6 +147,7 @@ class Stack:
     replicas: int = field(default_factory=replicas_from_env)
     ports: dict[str, int] = field(default_factory=free_ports)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    promotion_token: str = field(default_factory=lambda: secrets.token_hex(16))
 
     @property
     def base_url(self) -> str:
@@ -142,7 +157,7 @@ class Stack:
         return f"127.0.0.1:{self.ports[service]}"
 
     def env(self) -> Mapping[str, str]:
-        return environment(self.infrastructure, self.ports, self.window_seconds)
+        return environment(self.infrastructure, self.ports, self.window_seconds, self.promotion_token)
 
     def instances(self, name: str) -> list[str]:
         """The names in `processes` of one service's replicas (or of the gateway)."""

@@ -13,6 +13,7 @@ import argparse
 import io
 import logging
 import os
+import secrets
 import signal
 import sys
 import time
@@ -78,7 +79,8 @@ class LocalStack:
         try:
             migrate_all(self.env)
             migrate_broker(self.env)
-            self.supervisor.start(self.programs(), self.environment)
+            environment = {"PROMOTION_TOKEN": self._local_secret("promotion-token"), **self.environment}
+            self.supervisor.start(self.programs(), environment)
             wait_until_ready(self.gateway_url, self._failed_programs, self.log_dir)
         except BaseException:  # a failure, a failed migration or Ctrl-C: leave nothing half-started behind
             self.stop_own()
@@ -119,6 +121,15 @@ class LocalStack:
         return [process.pid for process in chosen]
 
     # --- internals -------------------------------------------------------------------------------------------
+
+    def _local_secret(self, name: str) -> str:
+        """A secret kept in the state dir (readable by its owner only), made the first time it is needed."""
+        path = self.state_dir / name
+        if not path.exists():
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_hex(32))
+        return path.read_text().strip()
 
     def _failed_programs(self) -> dict[str, str]:
         return {p.program: f"{p.name} {p.state}" for p in self.supervisor.processes() if p.state in _FAILED_STATES}

@@ -38,5 +38,11 @@ class Conflict(DomainError):
     """The request clashes with the current state (HTTP 409)."""
 
 
+class Unauthenticated(DomainError):
+    """An internal API called without the credentials of the one service allowed to call it."""
+
+    code = "UNAUTHENTICATED"
+
+
 class DependencyUnavailable(Exception):
     """Another service or the broker did not answer in time; the work may be retried later."""

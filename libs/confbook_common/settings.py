@@ -114,6 +114,16 @@ class Env:
         """Processes per service (and for the gateway): by default one per core."""
         return self.integer("WORKERS", len(os.sched_getaffinity(0)), minimum=1, maximum=64)
 
+    def promotion_token(self) -> str:
+        """The secret the waitlist service shows the booking service's PromotionService; no default."""
+        token = self.text("PROMOTION_TOKEN", "")
+        if len(token) < 16:
+            raise ConfigError(
+                "PROMOTION_TOKEN must be set to a secret of at least 16 characters, the same for "
+                "the booking and waitlist services (e.g. `openssl rand -hex 32`)"
+            )
+        return token
+
     def confirmation_window_seconds(self) -> int:
         return self.integer("CONFIRMATION_WINDOW_SECONDS", 3600, minimum=1, maximum=7 * 24 * 3600)
 

@@ -23,7 +23,7 @@ def build(config: BookingConfig) -> ServiceRuntime:
 
     directory = GrpcConferenceDirectory(insecure_channel(config.conference_target))
     bookings = BookingServicer(unit_of_work, directory)
-    promotions = PromotionServicer(unit_of_work, config.confirmation_window)
+    promotions = PromotionServicer(unit_of_work, config.confirmation_window, config.promotion_token)
 
     runtime = ServiceRuntime(SERVICE, config.listen_address)
     runtime.add_service(

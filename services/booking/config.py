@@ -19,6 +19,7 @@ class BookingConfig:
     amqp_url: str
     conference_target: str
     confirmation_window: timedelta
+    promotion_token: str
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> Self:
@@ -29,4 +30,5 @@ class BookingConfig:
             amqp_url=env.service_amqp_url(SERVICE),
             conference_target=env.grpc_target("conference"),
             confirmation_window=timedelta(seconds=env.confirmation_window_seconds()),
+            promotion_token=env.promotion_token(),
         )

@@ -14,6 +14,7 @@ from confbook_common.db import create_engine
 from confbook_common.messaging.consumer import EventConsumer, Subscription
 from confbook_common.messaging.relay import OutboxRelay
 from confbook_common.messaging.topology import EVENT_OWNERS
+from confbook_common.rpc.caller_auth import with_token
 from confbook_common.rpc.client import insecure_channel
 from confbook_common.rpc.server import ServiceRuntime, database_reachable, run_service
 from services.waitlist.adapters import tables, topology
@@ -31,7 +32,7 @@ def build(config: WaitlistConfig) -> ServiceRuntime:
     def unit_of_work() -> WaitlistUnitOfWork:
         return WaitlistUnitOfWork(engine)
 
-    promotions = GrpcPromotions(insecure_channel(config.booking_target))
+    promotions = GrpcPromotions(with_token(insecure_channel(config.booking_target), config.promotion_token))
     window = config.confirmation_window_seconds
     declare_topology = partial(topology.declare, window_seconds=window)
 

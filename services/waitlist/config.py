@@ -21,6 +21,7 @@ class WaitlistConfig:
     confirmation_window_seconds: int
     # Each service's broker user: whom the events it owns are accepted from.
     broker_users: Mapping[str, str]
+    promotion_token: str
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> Self:
@@ -32,4 +33,5 @@ class WaitlistConfig:
             booking_target=env.grpc_target("booking"),
             confirmation_window_seconds=env.confirmation_window_seconds(),
             broker_users={service: env.broker_user(service) for service in SERVICES},
+            promotion_token=env.promotion_token(),
         )

@@ -13,6 +13,7 @@ import pytest
 
 from confbook.booking.v1 import booking_pb2, booking_pb2_grpc, promotion_pb2, promotion_pb2_grpc
 from confbook.conference.v1 import conference_pb2, conference_pb2_grpc
+from confbook_common.rpc.caller_auth import with_token
 from confbook_common.rpc.errors import error_reason
 
 SERVICES = {
@@ -68,7 +69,6 @@ def test_grpc_callers_get_the_same_validation_as_http_callers(stack):
         assert refused == (grpc.StatusCode.INVALID_ARGUMENT, "VALIDATION_ERROR")
     with grpc.insecure_channel(stack.grpc_target("booking")) as channel:
         bookings = booking_pb2_grpc.BookingServiceStub(channel)
-        promotions = promotion_pb2_grpc.PromotionServiceStub(channel)
         assert call_failure(lambda: bookings.CreateUser(booking_pb2.CreateUserRequest(user_id="a b"))) == (
             grpc.StatusCode.INVALID_ARGUMENT,
             "VALIDATION_ERROR",
@@ -76,6 +76,29 @@ def test_grpc_callers_get_the_same_validation_as_http_callers(stack):
         assert call_failure(lambda: bookings.GetBooking(booking_pb2.GetBookingRequest(booking_id=-1)))[0] == (
             grpc.StatusCode.INVALID_ARGUMENT
         )
+    with with_token(grpc.insecure_channel(stack.grpc_target("booking")), stack.promotion_token) as channel:
+        promotions = promotion_pb2_grpc.PromotionServiceStub(channel)
         assert call_failure(lambda: promotions.ExpireOffer(promotion_pb2.ExpireOfferRequest(booking_id=0)))[0] == (
             grpc.StatusCode.INVALID_ARGUMENT
         )
+
+
+@pytest.mark.parametrize("token", [None, "not-the-token-but-long-enough"])
+def test_the_promotion_api_answers_only_the_waitlist_service(stack, api, token):
+    conference = api.create_conference(slots=1)
+    api.book(conference, api.create_user())
+    waiting = api.book(conference, api.create_user())["booking_id"]
+    channel = grpc.insecure_channel(stack.grpc_target("booking"))
+    with with_token(channel, token) if token else channel as caller:
+        promotions = promotion_pb2_grpc.PromotionServiceStub(caller)
+        for call in (
+            lambda: promotions.OfferFreeSeats(
+                promotion_pb2.OfferFreeSeatsRequest(conference_id=conference["conference_id"])
+            ),
+            lambda: promotions.ExpireOffer(promotion_pb2.ExpireOfferRequest(booking_id=waiting)),
+            lambda: promotions.CloseWaitlist(
+                promotion_pb2.CloseWaitlistRequest(conference_id=conference["conference_id"])
+            ),
+        ):
+            assert call_failure(call) == (grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED")
+    assert api.status(waiting) == "WAITLISTED"

@@ -21,6 +21,7 @@ from confbook_common.errors import (
     DomainError,
     InvalidInput,
     NotFound,
+    Unauthenticated,
 )
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ _CODES: list[tuple[type[DomainError], int]] = [
     (NotFound, code_pb2.NOT_FOUND),
     (AlreadyExists, code_pb2.ALREADY_EXISTS),
     (Conflict, code_pb2.FAILED_PRECONDITION),
+    (Unauthenticated, code_pb2.UNAUTHENTICATED),
 ]
 
 

@@ -1,0 +1,40 @@
+"""Caller authentication for an internal API: a secret shared by its server and its one caller.
+
+The booking service's PromotionService moves bookings on the waitlist's behalf;
+any other caller of it could hand out seats. The waitlist service sends the
+secret as a bearer token in the `authorization` metadata, the booking service
+compares it in constant time. Over a network, pair it with TLS (see README, Security).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from confbook_common.errors import Unauthenticated
+
+METADATA_KEY = "authorization"
+
+
+def require_token(context: grpc.ServicerContext, token: str) -> None:
+    """Unauthenticated unless the call carries `token`."""
+    presented = next((str(value) for key, value in context.invocation_metadata() if key == METADATA_KEY), "")
+    if not hmac.compare_digest(presented.encode(), f"Bearer {token}".encode()):
+        raise Unauthenticated("this internal API needs the caller's token")
+
+
+def with_token(channel: grpc.Channel, token: str) -> grpc.Channel:
+    """A channel whose every call carries `token`."""
+    return grpc.intercept_channel(channel, _BearerToken(token))
+
+
+class _BearerToken(grpc.UnaryUnaryClientInterceptor):
+    def __init__(self, token: str) -> None:
+        self._metadata = (METADATA_KEY, f"Bearer {token}")
+
+    def intercept_unary_unary(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        metadata = [*(details.metadata or ()), self._metadata]
+        return continuation(details._replace(metadata=metadata), request)
