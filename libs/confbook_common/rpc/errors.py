@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import grpc
@@ -70,38 +71,61 @@ def error_reason(error: grpc.RpcError) -> str | None:
     return None
 
 
+def _guarded(handler: grpc.RpcMethodHandler | None, method: str) -> grpc.RpcMethodHandler | None:
+    """The handler, its exceptions turned into statuses if it is a sync unary one (all our servicers' are)."""
+    if handler is None or handler.unary_unary is None or not _is_sync(handler.unary_unary):
+        return handler  # streaming (health Watch, reflection), which handle their own errors
+    inner = handler.unary_unary
+
+    def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return inner(request, context)
+        except DomainError as error:
+            status = status_for(error)
+        except DependencyUnavailable as error:
+            log.warning("%s: %s", method, error)
+            status = _unavailable(str(error))
+        except Exception as error:
+            if is_transient_db_error(error):
+                log.warning("%s: database unavailable: %s", method, error)
+                status = _unavailable("database unavailable, try again")
+            else:
+                log.exception("%s failed", method)
+                status = rpc_status.to_status(status_pb2.Status(code=code_pb2.INTERNAL, message="internal error"))
+        # What abort_with_status() does, which the asyncio server's context for sync handlers lacks; and
+        # there abort() sends the status without raising, so nothing may follow it.
+        context.set_trailing_metadata(status.trailing_metadata)
+        context.abort(status.code, status.details)
+
+    return grpc.unary_unary_rpc_method_handler(
+        guarded,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+def _is_sync(behavior: Callable[..., Any]) -> bool:
+    return not inspect.iscoroutinefunction(behavior)
+
+
 class ErrorMappingInterceptor(grpc.ServerInterceptor):
-    """Turns exceptions escaping a unary handler into statuses; logs only the unexpected."""
+    """Turns exceptions escaping a unary handler into statuses; logs only the unexpected. For grpc.server."""
 
     def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler  # streaming: health Watch and reflection, which handle their own errors
-        inner = handler.unary_unary
-        method = handler_call_details.method
+        return _guarded(continuation(handler_call_details), handler_call_details.method)
 
-        def guarded(request: Any, context: grpc.ServicerContext) -> Any:
-            try:
-                return inner(request, context)
-            except DomainError as error:
-                status = status_for(error)
-            except DependencyUnavailable as error:
-                log.warning("%s: %s", method, error)
-                status = _unavailable(str(error))
-            except Exception as error:
-                if not is_transient_db_error(error):
-                    log.exception("%s failed", method)
-                    context.abort(grpc.StatusCode.INTERNAL, "internal error")
-                log.warning("%s: database unavailable: %s", method, error)
-                status = _unavailable("database unavailable, try again")
-            context.abort_with_status(status)
 
-        return grpc.unary_unary_rpc_method_handler(
-            guarded,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+class AsyncErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+    """The same mapping on a grpc.aio server, whose sync handlers run on its thread pool."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = _guarded(await continuation(handler_call_details), handler_call_details.method)
+        return handler  # type: ignore[return-value]  # None (no such method) is what the server expects too
