@@ -5,6 +5,7 @@ import uvicorn
 from confbook_common.logging_setup import configure_logging
 from confbook_common.settings import ConfigError, Env
 from gateway.config import GatewayConfig
+from gateway.http_server import uvicorn_settings
 
 try:
     configure_logging("gateway")
@@ -19,7 +20,6 @@ uvicorn.run(
     factory=True,
     workers=workers,
     # The C HTTP parser and event loop: several times cheaper per request than the pure-Python ones.
-    http="httptools",
     loop="uvloop",
     host=config.host,
     port=config.port,
@@ -27,4 +27,6 @@ uvicorn.run(
     access_log=False,
     # Nothing sits in front of the gateway by default; trusting forwarded headers costs a parse per request.
     proxy_headers=False,
+    # httptools, and what bounds slow, idle and too many connections.
+    **uvicorn_settings(config),
 )

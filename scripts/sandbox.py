@@ -112,6 +112,8 @@ class Stack:
     replicas: int = field(default_factory=replicas_from_env)
     ports: dict[str, int] = field(default_factory=lambda: {name: free_port() for name in MODULES})
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # More settings for every process (short bounds in the tests, say).
+    settings: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -129,6 +131,7 @@ class Stack:
             "GATEWAY_PORT": str(self.ports["gateway"]),
             **{f"{service.upper()}_GRPC_PORT": str(port) for service, port in self.ports.items()},
             "CONFIRMATION_WINDOW_SECONDS": str(self.window_seconds),
+            **self.settings,
         }
 
     def instances(self, name: str) -> list[str]:

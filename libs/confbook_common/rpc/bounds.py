@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -75,25 +75,18 @@ def server_options() -> list[tuple[str, int]]:
     ]
 
 
-class StreamBoundsInterceptor(grpc.aio.ServerInterceptor):
+class StreamLimiter:
     """Refuses a stream past `max_streams` with RESOURCE_EXHAUSTED, and ends with DEADLINE_EXCEEDED one
     whose client sent nothing for `idle_seconds` or that has run `max_seconds`.
 
-    Only asyncio handlers written as async generators are bounded; unary calls pass untouched.
+    Only asyncio handlers written as async generators are bounded; unary ones pass untouched.
     """
 
     def __init__(self, bounds: StreamBounds) -> None:
         self._bounds = bounds
         self._open = 0
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
+    def bounded(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         if handler.stream_stream is not None and inspect.isasyncgenfunction(handler.stream_stream):
             return grpc.stream_stream_rpc_method_handler(
                 self._bounded_stream_stream(handler.stream_stream),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import grpc
@@ -71,7 +71,7 @@ def error_reason(error: grpc.RpcError) -> str | None:
     return None
 
 
-def _guarded(handler: grpc.RpcMethodHandler | None, method: str) -> grpc.RpcMethodHandler | None:
+def guarded(handler: grpc.RpcMethodHandler | None, method: str) -> grpc.RpcMethodHandler | None:
     """The handler, its exceptions turned into statuses if it is a sync unary one (all our servicers' are)."""
     if handler is None or handler.unary_unary is None or not _is_sync(handler.unary_unary):
         return handler  # streaming (health Watch, reflection), which handle their own errors
@@ -109,23 +109,11 @@ def _is_sync(behavior: Callable[..., Any]) -> bool:
 
 
 class ErrorMappingInterceptor(grpc.ServerInterceptor):
-    """Turns exceptions escaping a unary handler into statuses; logs only the unexpected. For grpc.server."""
+    """`guarded` on every call of a grpc.server (the services wrap their handlers once, at registration)."""
 
     def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
-        return _guarded(continuation(handler_call_details), handler_call_details.method)
-
-
-class AsyncErrorMappingInterceptor(grpc.aio.ServerInterceptor):
-    """The same mapping on a grpc.aio server, whose sync handlers run on its thread pool."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = _guarded(await continuation(handler_call_details), handler_call_details.method)
-        return handler  # type: ignore[return-value]  # None (no such method) is what the server expects too
+        return guarded(continuation(handler_call_details), handler_call_details.method)

@@ -9,19 +9,21 @@ import sys
 import threading
 from collections.abc import Callable
 from concurrent import futures
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import _async as reflection_aio
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from confbook_common import processes
 from confbook_common.logging_setup import configure_logging
-from confbook_common.rpc.bounds import StreamBounds, StreamBoundsInterceptor, server_options
-from confbook_common.rpc.errors import AsyncErrorMappingInterceptor
+from confbook_common.rpc.bounds import StreamBounds, StreamLimiter, server_options
+from confbook_common.rpc.errors import guarded
 from confbook_common.rpc.health import HealthServicer
+from confbook_common.rpc.registration import WrappingRegistrar
 from confbook_common.settings import ConfigError, Env
 from confbook_common.worker import Worker
 
@@ -93,17 +95,22 @@ class ServiceRuntime:
             migration_thread_pool=futures.ThreadPoolExecutor(
                 max_workers=self._max_workers, thread_name_prefix=f"{self.name}-rpc"
             ),
-            interceptors=[StreamBoundsInterceptor(self._stream_bounds), AsyncErrorMappingInterceptor()],
             options=server_options(),
             maximum_concurrent_rpcs=self._stream_bounds.max_concurrent_rpcs,
         )
+        limiter = StreamLimiter(self._stream_bounds)
+
+        def wrap(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+            return limiter.bounded(guarded(handler, method) or handler)
+
+        # What the generated add_*_to_server functions call on a server, and only that.
+        registrar = cast(grpc.aio.Server, WrappingRegistrar(server, wrap))
         for register in self._registrations:
-            register(server)
+            register(registrar)
         health_servicer = HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        reflection.enable_server_reflection(
-            [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-        )
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar)
+        names = [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection_aio.ReflectionServicer(names), registrar)
         server.add_insecure_port(self._address)
 
         await server.start()
