@@ -16,6 +16,7 @@ from confbook_common.logging_setup import configure_logging
 from confbook_common.settings import ConfigError, Env
 from gateway.app import create_app
 from gateway.config import GatewayConfig
+from gateway.http_server import BACKLOG, uvicorn_settings
 
 _SHUTDOWN_GRACE_SECONDS = 10.0
 
@@ -27,7 +28,7 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     # Worker processes share the port; the kernel spreads connections among them.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(2048)
+    sock.listen(BACKLOG)
     sock.setblocking(False)
     return sock
 
@@ -36,14 +37,15 @@ def _serve(config: GatewayConfig) -> None:
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(config),
-            # The C HTTP parser and event loop: several times cheaper per request than the pure-Python ones.
-            http="httptools",
+            # The C event loop: several times cheaper per request than the pure-Python one.
             loop="uvloop",
             log_config=None,
             access_log=False,
             # Nothing sits in front of the gateway by default; trusting forwarded headers costs a parse per request.
             proxy_headers=False,
             timeout_graceful_shutdown=int(_SHUTDOWN_GRACE_SECONDS / 2),
+            # httptools, and what bounds slow, idle and too many connections.
+            **uvicorn_settings(config),
         )
     )
     server.run(sockets=[_listening_socket(config.host, config.port)])

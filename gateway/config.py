@@ -17,6 +17,9 @@ class GatewayConfig:
     waitlist_target: str
     call_timeout_seconds: float = 5.0
     max_body_bytes: int = 64 * 1024
+    # Each request, headers and body, must have arrived this long after its first byte (or after the
+    # connection opened); see gateway/http_server.py.
+    request_read_timeout_seconds: int = 10
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> Self:
@@ -27,4 +30,7 @@ class GatewayConfig:
             conference_target=env.grpc_target("conference"),
             booking_target=env.grpc_target("booking"),
             waitlist_target=env.grpc_target("waitlist"),
+            request_read_timeout_seconds=env.integer(
+                "GATEWAY_REQUEST_READ_TIMEOUT_SECONDS", cls.request_read_timeout_seconds, minimum=1, maximum=300
+            ),
         )

@@ -148,6 +148,8 @@ class Stack:
     ports: dict[str, int] = field(default_factory=free_ports)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     promotion_token: str = field(default_factory=lambda: secrets.token_hex(16))
+    # More settings for every process (short bounds in the tests, say).
+    settings: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -157,7 +159,10 @@ class Stack:
         return f"127.0.0.1:{self.ports[service]}"
 
     def env(self) -> Mapping[str, str]:
-        return environment(self.infrastructure, self.ports, self.window_seconds, self.promotion_token)
+        return {
+            **environment(self.infrastructure, self.ports, self.window_seconds, self.promotion_token),
+            **self.settings,
+        }
 
     def instances(self, name: str) -> list[str]:
         """The names in `processes` of one service's replicas (or of the gateway)."""

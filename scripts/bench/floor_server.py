@@ -2,8 +2,9 @@
 
 Usage: python -m scripts.bench.floor_server PORT
 
-It is served by the services' own runtime (a grpc.server on a thread pool, the same interceptor, health and
-reflection), so that what the gateway meets behind it differs from a real service only in doing no work.
+It is served by the services' own runtime (a grpc.aio server with the servicer on its thread pool, the same
+interceptors, health and reflection), so that what the gateway meets behind it differs from a real service only
+in doing no work.
 """
 
 from __future__ import annotations

@@ -15,10 +15,22 @@ from tests.conftest import E2E_WINDOW_SECONDS, STATE_DIR
 
 T = TypeVar("T")
 
+# Short bounds on what a client may hold (docs/adr/0011), so that tests see them act in seconds.
+E2E_STREAM_IDLE_SECONDS = 2
+E2E_STREAM_MAX_SECONDS = 4
+E2E_MAX_STREAMS = 200
+E2E_REQUEST_READ_TIMEOUT_SECONDS = 2
+E2E_BOUNDS = {
+    "GRPC_STREAM_IDLE_SECONDS": str(E2E_STREAM_IDLE_SECONDS),
+    "GRPC_STREAM_MAX_SECONDS": str(E2E_STREAM_MAX_SECONDS),
+    "GRPC_MAX_STREAMS": str(E2E_MAX_STREAMS),
+    "GATEWAY_REQUEST_READ_TIMEOUT_SECONDS": str(E2E_REQUEST_READ_TIMEOUT_SECONDS),
+}
+
 
 @pytest.fixture(scope="session")
 def stack(infrastructure: Infrastructure) -> Iterator[Stack]:
-    stack = Stack(infrastructure, window_seconds=E2E_WINDOW_SECONDS, log_dir=STATE_DIR / "logs")
+    stack = Stack(infrastructure, window_seconds=E2E_WINDOW_SECONDS, log_dir=STATE_DIR / "logs", settings=E2E_BOUNDS)
     try:
         stack.start()
         stack.wait_ready()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -101,24 +102,20 @@ def _request_id(context: grpc.ServicerContext) -> str:
     return request_id.accept(sent if isinstance(sent, str) else None)
 
 
-class ErrorMappingInterceptor(grpc.ServerInterceptor):
-    """Turns exceptions escaping a unary handler into statuses; logs only the unexpected, with the
-    request id (the caller's x-request-id metadata when sane, else a new one)."""
+def guarded(handler: grpc.RpcMethodHandler | None, method: str) -> grpc.RpcMethodHandler | None:
+    """The handler, its exceptions turned into statuses if it is a sync unary one (all our servicers' are).
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler  # streaming: health Watch and reflection, which handle their own errors
-        inner = handler.unary_unary
-        method = handler_call_details.method
+    Logs only the unexpected, with the request id (the caller's x-request-id metadata when sane,
+    else a new one), which the INTERNAL answer names and nothing else.
+    """
+    if handler is None or handler.unary_unary is None or not _is_sync(handler.unary_unary):
+        return handler  # streaming (health Watch, reflection), which handle their own errors
+    inner = handler.unary_unary
 
-        def guarded(request: Any, context: grpc.ServicerContext) -> Any:
-            if request is _UNDECODABLE:
-                context.abort_with_status(_UNDECODABLE_STATUS)
+    def guarded_call(request: Any, context: grpc.ServicerContext) -> Any:
+        if request is _UNDECODABLE:
+            status = _UNDECODABLE_STATUS
+        else:
             try:
                 return inner(request, context)
             except DomainError as error:
@@ -127,16 +124,36 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):
                 log.warning("%s: %s", method, error)
                 status = _unavailable(str(error))
             except Exception as error:
-                if not is_transient_db_error(error):
+                if is_transient_db_error(error):
+                    log.warning("%s: database unavailable: %s", method, error)
+                    status = _unavailable("database unavailable, try again")
+                else:
                     failed = _request_id(context)
                     log.exception("%s failed (request_id=%s)", method, failed)
-                    context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {failed})")
-                log.warning("%s: database unavailable: %s", method, error)
-                status = _unavailable("database unavailable, try again")
-            context.abort_with_status(status)
+                    message = f"internal error (request id {failed})"
+                    status = rpc_status.to_status(status_pb2.Status(code=code_pb2.INTERNAL, message=message))
+        # What abort_with_status() does, which the asyncio server's context for sync handlers lacks; and
+        # there abort() sends the status without raising, so nothing may follow it.
+        context.set_trailing_metadata(status.trailing_metadata)
+        context.abort(status.code, status.details)
 
-        return grpc.unary_unary_rpc_method_handler(
-            guarded,
-            request_deserializer=_lenient(handler.request_deserializer),
-            response_serializer=handler.response_serializer,
-        )
+    return grpc.unary_unary_rpc_method_handler(
+        guarded_call,
+        request_deserializer=_lenient(handler.request_deserializer),
+        response_serializer=handler.response_serializer,
+    )
+
+
+def _is_sync(behavior: Callable[..., Any]) -> bool:
+    return not inspect.iscoroutinefunction(behavior)
+
+
+class ErrorMappingInterceptor(grpc.ServerInterceptor):
+    """`guarded` on every call of a grpc.server (the services wrap their handlers once, at registration)."""
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        return guarded(continuation(handler_call_details), handler_call_details.method)

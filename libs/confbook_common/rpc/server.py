@@ -1,24 +1,29 @@
-"""Serving one service: its servicers, health, reflection, background workers, clean shutdown."""
+"""Serving one service: its servicers, health, reflection, background workers, bounds, clean shutdown."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import sys
 import threading
 from collections.abc import Callable
 from concurrent import futures
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import _async as reflection_aio
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from confbook_common import processes
 from confbook_common.logging_setup import configure_logging
-from confbook_common.rpc.errors import ErrorMappingInterceptor
+from confbook_common.rpc.bounds import StreamBounds, StreamLimiter, server_options
+from confbook_common.rpc.errors import guarded
+from confbook_common.rpc.health import HealthServicer
+from confbook_common.rpc.registration import WrappingRegistrar
 from confbook_common.settings import ConfigError, Env
 from confbook_common.worker import Worker
 
@@ -43,27 +48,29 @@ def database_reachable(engine: Engine) -> Callable[[], bool]:
 
 
 class ServiceRuntime:
-    """A gRPC server plus the service's workers; health is SERVING while every check passes."""
+    """A gRPC server plus the service's workers; health is SERVING while every check passes.
 
-    def __init__(self, name: str, address: str, *, max_workers: int = 16) -> None:
+    The server is grpc.aio's: the servicers (sync code) run on its thread pool, while
+    streams (reflection, health Watch) wait on the event loop and hold no thread, so
+    open streams cannot take the threads the calls need (docs/adr/0011).
+    """
+
+    def __init__(
+        self, name: str, address: str, *, max_workers: int = 16, stream_bounds: StreamBounds | None = None
+    ) -> None:
         self.name = name
         self._address = address
-        self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"{name}-rpc"),
-            interceptors=[ErrorMappingInterceptor()],
-            # Worker processes and replicas on one host share the port; the kernel spreads connections.
-            # `make up` and the test stacks check that a port is free before starting anything on it.
-            options=[("grpc.so_reuseport", 1)],
-        )
-        self._health = health.HealthServicer(experimental_non_blocking=True)
+        self._max_workers = max_workers
+        self._stream_bounds = stream_bounds or StreamBounds.from_env()
+        self._registrations: list[Callable[[grpc.aio.Server], None]] = []
         self._service_names: list[str] = []
         self._workers: list[Worker] = []
         self._checks: dict[str, Callable[[], bool]] = {}
         self._stopping = threading.Event()
 
-    def add_service(self, full_name: str, register: Callable[[grpc.Server], None]) -> None:
+    def add_service(self, full_name: str, register: Callable[[grpc.aio.Server], None]) -> None:
         """Register a servicer; `full_name` is what reflection and health report."""
-        register(self._server)
+        self._registrations.append(register)
         self._service_names.append(full_name)
 
     def add_worker(self, worker: Worker) -> None:
@@ -75,39 +82,60 @@ class ServiceRuntime:
 
     def serve(self) -> None:
         """Run until SIGTERM or SIGINT, then stop accepting calls, finish the ones under way, stop workers."""
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
-        reflection.enable_server_reflection(
-            [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
-        )
-        self._server.add_insecure_port(self._address)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self._stopping.set())
-
-        self._server.start()
-        for worker in self._workers:
-            worker.start()
-        log.info("%s serving gRPC on %s", self.name, self._address)
-
-        monitor = threading.Thread(target=self._monitor_health, name=f"{self.name}-health", daemon=True)
-        monitor.start()
-        self._stopping.wait()
-
-        log.info("%s shutting down", self.name)
-        self._health.enter_graceful_shutdown()
-        for worker in self._workers:
-            worker.stop()
-        self._server.stop(_SHUTDOWN_GRACE_SECONDS).wait()
-        for worker in self._workers:
-            worker.join(timeout=_SHUTDOWN_GRACE_SECONDS)
-        log.info("%s stopped", self.name)
+        asyncio.run(self._serve())
 
     def stop(self) -> None:
         self._stopping.set()
 
-    def _monitor_health(self) -> None:
+    async def _serve(self) -> None:
+        # The server belongs to the loop it is created on, so it is made here, not in __init__.
+        server = grpc.aio.server(
+            migration_thread_pool=futures.ThreadPoolExecutor(
+                max_workers=self._max_workers, thread_name_prefix=f"{self.name}-rpc"
+            ),
+            options=server_options(),
+            maximum_concurrent_rpcs=self._stream_bounds.max_concurrent_rpcs,
+        )
+        limiter = StreamLimiter(self._stream_bounds)
+
+        def wrap(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+            return limiter.bounded(guarded(handler, method) or handler)
+
+        # What the generated add_*_to_server functions call on a server, and only that.
+        registrar = cast(grpc.aio.Server, WrappingRegistrar(server, wrap))
+        for register in self._registrations:
+            register(registrar)
+        health_servicer = HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar)
+        names = [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection_aio.ReflectionServicer(names), registrar)
+        server.add_insecure_port(self._address)
+
+        await server.start()
+        for worker in self._workers:
+            worker.start()
+        log.info("%s serving gRPC on %s", self.name, self._address)
+
+        monitor = asyncio.create_task(self._monitor_health(health_servicer))
+        await asyncio.to_thread(self._stopping.wait)
+
+        log.info("%s shutting down", self.name)
+        monitor.cancel()
+        health_servicer.enter_graceful_shutdown()
+        for worker in self._workers:
+            worker.stop()
+        await server.stop(_SHUTDOWN_GRACE_SECONDS)
+        for worker in self._workers:
+            await asyncio.to_thread(worker.join, timeout=_SHUTDOWN_GRACE_SECONDS)
+        log.info("%s stopped", self.name)
+
+    async def _monitor_health(self, health_servicer: HealthServicer) -> None:
         last: dict[str, bool] = {}
-        while not self._stopping.is_set():
-            results = {name: check() for name, check in self._checks.items()}
+        while True:
+            # The checks block (a database round trip): off the loop, on the default executor.
+            results = await asyncio.to_thread(lambda: {name: check() for name, check in self._checks.items()})
             for name, ok in results.items():
                 if name not in last:
                     log.info("%s: %s is %s", self.name, name, "up" if ok else "starting")
@@ -118,8 +146,8 @@ class ServiceRuntime:
             if not all(results.values()):
                 status = health_pb2.HealthCheckResponse.NOT_SERVING
             for service in ("", *self._service_names):
-                self._health.set(service, status)
-            self._stopping.wait(_HEALTH_INTERVAL_SECONDS)
+                health_servicer.set(service, status)
+            await asyncio.sleep(_HEALTH_INTERVAL_SECONDS)
 
 
 def run_service(name: str, load_config: Callable[[], Config], build: Callable[[Config], ServiceRuntime]) -> None:
@@ -132,6 +160,7 @@ def run_service(name: str, load_config: Callable[[], Config], build: Callable[[C
         configure_logging(name)
         config = load_config()
         workers = Env().workers()
+        StreamBounds.from_env()  # read again by each worker's runtime; a bad value stops the supervisor here
     except ConfigError as error:
         sys.exit(f"{name}: {error}")
     processes.serve_as_workers(

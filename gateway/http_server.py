@@ -1,0 +1,126 @@
+"""The gateway's HTTP server and its bounds: how long a client may take to send a request, how big its headers
+may be, how many connections and requests one worker takes on (docs/adr/0011)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any
+
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from gateway.config import GatewayConfig
+
+# Connections plus requests under way in one worker; past it a request is answered 503 at once, and
+# the connection closed, rather than queued.
+MAX_CONCURRENCY = 1000
+# Connections the kernel holds for a worker before it accepts them.
+BACKLOG = 2048
+# How long a connection may stay open after a response, waiting for the next request (uvicorn's own).
+KEEP_ALIVE_SECONDS = 5
+# The request line and headers together; the API needs a few hundred bytes. Past it: 431.
+MAX_HEADER_BYTES = 16 * 1024
+
+
+def uvicorn_settings(config: GatewayConfig) -> dict[str, Any]:
+    """The keyword arguments of uvicorn.run() that bound what a client can hold of the gateway."""
+    protocol = functools.partial(
+        BoundedHttpToolsProtocol,
+        request_read_seconds=config.request_read_timeout_seconds,
+        max_header_bytes=MAX_HEADER_BYTES,
+    )
+    return {
+        # The C HTTP parser (httptools): several times cheaper per request than the pure-Python one,
+        # with the bounds below added.
+        "http": protocol,
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        "limit_concurrency": MAX_CONCURRENCY,
+        "backlog": BACKLOG,
+        # Only for the h11 parser, should anyone switch to it: the same cap on headers.
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+    }
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with a deadline for each request to arrive and a cap on its headers.
+
+    uvicorn bounds the wait between requests (keep-alive) but not a request that arrives a
+    byte at a time, nor a new connection that sends nothing. Here each request, headers and
+    body, must have arrived `request_read_seconds` after its first byte, or after the
+    connection opened; otherwise the connection is closed. Time during which the server
+    itself stopped reading (a pipelined request waiting its turn, a body the app has yet to
+    take) does not count against the client.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        request_read_seconds: float,
+        max_header_bytes: int,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._request_read_seconds = request_read_seconds
+        self._max_header_bytes = max_header_bytes
+        self._read_deadline: asyncio.TimerHandle | None = None
+        # Bytes received while the current request's headers were incomplete; None outside headers.
+        self._header_bytes: int | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_read_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_read_deadline()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        # Counted from the second piece of a header on: the parser keeps an unfinished header in memory.
+        if self._header_bytes is not None:
+            self._header_bytes += len(data)
+            if self._header_bytes > self._max_header_bytes:
+                self._refuse_headers()
+                return
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_bytes = 0
+        self._arm_read_deadline()
+
+    def on_headers_complete(self) -> None:
+        self._header_bytes = None
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm_read_deadline()
+        super().on_message_complete()
+
+    def _arm_read_deadline(self) -> None:
+        if self._read_deadline is None:
+            self._read_deadline = self.loop.call_later(self._request_read_seconds, self._on_read_deadline)
+
+    def _disarm_read_deadline(self) -> None:
+        if self._read_deadline is not None:
+            self._read_deadline.cancel()
+            self._read_deadline = None
+
+    def _on_read_deadline(self) -> None:
+        self._read_deadline = None
+        if self.flow.read_paused:
+            self._arm_read_deadline()  # we are the ones not reading: the client gets a new period
+            return
+        self.transport.close()
+
+    def _refuse_headers(self) -> None:
+        message = b"request headers too large"
+        self.transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            b"content-length: " + str(len(message)).encode() + b"\r\nconnection: close\r\n\r\n" + message
+        )
+        self.transport.close()
