@@ -195,13 +195,13 @@ def terminate_process_groups(pids: Iterable[int], timeout: float) -> None:
     pids = list(pids)
     for pid in pids:
         _signal_group(pid, signal.SIGTERM)
-    if _wait_for_exit(pids, timeout):
+    if wait_for_exit(pids, timeout):
         return
     for pid in pids:
         if process_alive(pid):
             log.warning("pid %d did not stop within %.0f s; killing it", pid, timeout)
             _signal_group(pid, signal.SIGKILL)
-    _wait_for_exit(pids, 5.0)
+    wait_for_exit(pids, 5.0)
 
 
 def port_open(host: str, port: int) -> bool:
@@ -244,7 +244,8 @@ def _signal_group(pid: int, signum: signal.Signals) -> None:
             os.kill(pid, signum)
 
 
-def _wait_for_exit(pids: list[int], timeout: float) -> bool:
+def wait_for_exit(pids: list[int], timeout: float) -> bool:
+    """True once none of `pids` runs; False if some still do after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while any(process_alive(pid) for pid in pids):
         if time.monotonic() > deadline:
@@ -489,7 +490,7 @@ def _stop_postgres(instance: Instance) -> None:
     command = [str(_postgres_bin() / "pg_ctl"), "stop", "-m", "fast", "-D", instance.data_dir, "-t", "30"]
     subprocess.run(command, capture_output=True, cwd="/", check=False, **_run_as(POSTGRES))
     # pg_ctl returns once postmaster.pid is gone; the postmaster itself may be our child, still to be reaped.
-    if not _wait_for_exit([instance.pid], 30.0):
+    if not wait_for_exit([instance.pid], 30.0):
         terminate_process_groups([instance.pid], 5.0)
 
 
