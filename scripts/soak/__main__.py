@@ -1,0 +1,5 @@
+import sys
+
+from scripts.soak.main import main
+
+sys.exit(main())
