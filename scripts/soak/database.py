@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, create_engine
 
-from scripts.soak.stack import SERVICES, SoakStack
-
 
 class Databases:
-    def __init__(self, stack: SoakStack) -> None:
+    def __init__(self, urls: Mapping[str, str]) -> None:
+        """`urls`: for each service, a login that can read its schema."""
         self._engines: dict[str, Engine] = {
-            service: create_engine(stack.database_url(service), pool_size=1, pool_pre_ping=True) for service in SERVICES
+            service: create_engine(url, pool_size=1, pool_pre_ping=True) for service, url in urls.items()
         }
 
     @contextmanager

@@ -18,7 +18,7 @@ from scripts.soak.journal import Journal
 from scripts.soak.options import Options, parse_options
 from scripts.soak.report import Summary, progress
 from scripts.soak.sandbox_stack import open_stack
-from scripts.soak.stack import SoakStack
+from scripts.soak.stack import SERVICES, SoakStack
 from scripts.soak.workload import SoakError, World
 from scripts.stack import StackError
 
@@ -49,14 +49,15 @@ def soak(stack: SoakStack, options: Options) -> Summary:
     progress(f"workload done in {summary.seconds:.0f} s; waiting for the system to settle")
 
     journal.judge_transport_failures()
-    databases = Databases(stack)
+    databases = Databases({service: stack.database_url(service) for service in SERVICES})
     try:
         summary.quiet_after_seconds = quiet.wait_until_quiet(stack, databases, options.quiet_timeout_seconds)
         if summary.quiet_after_seconds is None:
             work = "; ".join(quiet.unfinished_work(stack, databases))
             journal.violate(f"not quiet {options.quiet_timeout_seconds:.0f} s after the workload: {work}")
         progress("checking the invariants")
-        verdict = checks.check(stack, databases, journal, run_started)
+        verdict = checks.check(databases, journal, run_started)
+        verdict.violations += checks.check_dead_letters(stack.amqp_url)
     finally:
         databases.close()
 
