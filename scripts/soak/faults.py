@@ -92,7 +92,7 @@ class FaultSchedule(threading.Thread):
         self._schedule = schedule
         self.log = log
         self.count = len(schedule)
-        self.gates = Gates([operations * (index + 1) // (len(schedule) + 1) for index in range(len(schedule))])
+        self.gates = Gates(thresholds(schedule, operations))
         self.finished = threading.Event()
 
     def run(self) -> None:
@@ -129,6 +129,22 @@ class FaultSchedule(threading.Thread):
             return False
         progress(f"  back in {recovered - started:.1f} s")
         return True
+
+
+# Roughly how long each fault lasts beyond its hold: the restart, the reconnects, /readyz.
+RECOVERY_ESTIMATE_SECONDS = 3.0
+
+
+def thresholds(schedule: list[Fault], operations: int) -> list[int]:
+    """The operation at which each fault is due: each gets a share of the operations in proportion to how long it
+    lasts, so that the load runs through the long ones too; a share of calm before the first and after the last."""
+    lasting = [RECOVERY_ESTIMATE_SECONDS + fault.hold_seconds * 1.5 for fault in schedule]
+    total = sum(lasting) + 2 * RECOVERY_ESTIMATE_SECONDS
+    due, elapsed = [], RECOVERY_ESTIMATE_SECONDS
+    for share in lasting:
+        due.append(int(operations * elapsed / total))
+        elapsed += share
+    return due
 
 
 def shuffled_rounds(kinds: list[Fault], rounds: int, seed: int) -> list[Fault]:

@@ -21,7 +21,9 @@ ACTIVE = ("CONFIRMED", "WAITLISTED", "CONFIRMATION_PENDING")
 # A person whose request failed waits a moment before the next; without it a stopped gateway is hammered.
 PAUSE_AFTER_FAILURE_SECONDS = 0.5
 # Conferences created during the run start this many seconds later: soon enough to start before the end.
-STARTS_SOON_SECONDS = (12.0, 40.0)
+STARTS_SOON_SECONDS = (10.0, 30.0)
+# And last a minute or two: few of them overlap, so that users can book several.
+LASTS_SECONDS = (30.0, 120.0)
 
 
 class SoakError(Exception):
@@ -74,7 +76,7 @@ class Client:
                 await self.cancel()
             elif roll < 0.85:
                 await self.check_and_confirm()
-            elif roll < 0.98:
+            elif roll < 0.993:
                 await self.read()
             else:
                 await self.create_conference()
@@ -140,7 +142,8 @@ class Client:
         self.world.created += 1
         start = datetime.now(UTC) + timedelta(seconds=self.random.uniform(*STARTS_SOON_SECONDS))
         conference = Conference(f"Soon {self.world.created}", start, self.random.randint(1, 3))
-        body = await self.call("create conference", "POST", "/conference", conference_body(conference, hours=1))
+        hours = self.random.uniform(*LASTS_SECONDS) / 3600
+        body = await self.call("create conference", "POST", "/conference", conference_body(conference, hours=hours))
         if body is not None:
             self.world.conferences.append(conference)
 
@@ -252,7 +255,7 @@ def conference_body(conference: Conference, *, hours: float) -> dict[str, Any]:
 
 
 async def set_up(world: World, http: httpx.AsyncClient) -> None:
-    """The users, and conferences of one to three seats: some start within a minute or two, the others later,
+    """The users, and conferences of one to three seats: some start within a minute, the others days later,
     each overlapping its neighbours in time."""
     options = world.options
     chooser = random.Random(f"setup {options.seed}")
@@ -265,7 +268,7 @@ async def set_up(world: World, http: httpx.AsyncClient) -> None:
     later = now + timedelta(days=2)
     for index in range(options.conferences):
         if index % 4 == 0:
-            start, hours = now + timedelta(seconds=chooser.uniform(30, 120)), 1.0
+            start, hours = now + timedelta(seconds=chooser.uniform(15, 60)), 1.0
         else:
             start, hours = later + timedelta(minutes=40 * index), chooser.choice([1.0, 1.5, 2.0])
         conference = Conference(f"Conf {index}", start, chooser.randint(1, 3))
