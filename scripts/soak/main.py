@@ -45,7 +45,8 @@ def soak(stack: SoakStack, options: Options) -> Summary:
     finally:
         schedule.gates.open_all()
         schedule.finished.wait()  # the last fault is over, whatever happened to the workload
-    summary.seconds = time.monotonic() - started
+    ended = time.monotonic()
+    summary.seconds = ended - started
     progress(f"workload done in {summary.seconds:.0f} s; waiting for the system to settle")
 
     journal.judge_transport_failures()
@@ -55,6 +56,9 @@ def soak(stack: SoakStack, options: Options) -> Summary:
         if summary.quiet_after_seconds is None:
             work = "; ".join(quiet.unfinished_work(stack, databases))
             journal.violate(f"not quiet {options.quiet_timeout_seconds:.0f} s after the workload: {work}")
+        # A turn counts as lost once nothing has happened in its conference for the promotion grace: let the
+        # last requests' changes age that long, or a loss they touched would go unseen.
+        time.sleep(max(0.0, ended + checks.PROMOTION_GRACE_SECONDS + 1 - time.monotonic()))
         progress("checking the invariants")
         verdict = checks.check(databases, journal, run_started)
         verdict.violations += checks.check_dead_letters(stack.amqp_url)
@@ -81,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with open_stack(options) as stack:
             summary = soak(stack, options)
+    except KeyboardInterrupt:
+        progress("interrupted; everything it started is stopped")
+        return 130
     except (SoakError, StackError, infra.InfraError) as error:
         progress(f"failed: {error} (logs in {options.state_dir / 'logs'})")
         return 2
