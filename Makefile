@@ -12,6 +12,7 @@ PROTOS := $(shell find protos -name '*.proto')
 export GATEWAY_PORT CONFERENCE_GRPC_PORT BOOKING_GRPC_PORT WAITLIST_GRPC_PORT
 export CONFIRMATION_WINDOW_SECONDS DATABASE_URL AMQP_URL LISTEN_HOST LOG_LEVEL WORKERS REPLICAS
 export TEST_DATABASE_URL TEST_AMQP_URL
+export SOAK_STATE_DIR SOAK_DATABASE_URL SOAK_AMQP_URL
 
 .PHONY: help
 help: ## List the targets
@@ -21,6 +22,7 @@ help: ## List the targets
 	@echo "  BOOKING_GRPC_PORT [50052], WAITLIST_GRPC_PORT [50053], CONFIRMATION_WINDOW_SECONDS [3600],"
 	@echo "  DATABASE_URL, AMQP_URL, LISTEN_HOST [127.0.0.1]; see README.md."
 	@echo "  make bench BENCH_ARGS=\"--quick --strict ...\" passes options; python -m scripts.bench --help lists them."
+	@echo "  make soak SOAK_ARGS=\"--operations 1500 --seed 7 ...\" likewise; python -m scripts.soak --help lists them."
 
 # --- setting up ------------------------------------------------------------
 
@@ -107,6 +109,10 @@ fmt: install ## Format and fix what ruff can
 .PHONY: bench
 bench: install system-deps ## The HTTP API under wrk beside ceilings from the same run, and the waitlist's delays
 	$(VENV_PY) -m scripts.bench $(BENCH_ARGS)
+
+.PHONY: soak
+soak: install system-deps ## Random bookings from many clients on two replicas per service, under kills and outages; then the invariants
+	$(VENV_PY) -m scripts.soak $(SOAK_ARGS)
 
 .PHONY: clean
 clean: down ## Remove .venv, gen/ and .run/ (private database and broker data included)

@@ -160,6 +160,24 @@ def restart_rabbitmq(state_dir: Path) -> None:
     start_rabbitmq(state_dir)
 
 
+def pause_postgres(state_dir: Path) -> None:
+    """SIGSTOP the private PostgreSQL this state dir started, every backend with it: connections stay open but
+    nothing answers, as when its machine stalls. `resume_postgres` lets it go on."""
+    os.killpg(_own_postgres(load_record(state_dir), state_dir), signal.SIGSTOP)
+
+
+def resume_postgres(state_dir: Path) -> None:
+    os.killpg(_own_postgres(load_record(state_dir), state_dir), signal.SIGCONT)
+
+
+def _own_postgres(record: Record, state_dir: Path) -> int:
+    """The pid of our running postmaster; it leads the process group of all its backends."""
+    instance = record.get(POSTGRES)
+    if instance is None or not instance.started_by_us or instance.pid is None or not _is_ours(POSTGRES, instance):
+        raise InfraError(f"{state_dir} runs no PostgreSQL of its own")
+    return instance.pid
+
+
 def load_record(state_dir: Path) -> Record:
     path = state_dir / "infra.json"
     if not path.exists():
