@@ -16,7 +16,8 @@ COPY --from=protos /app/gen gen
 COPY libs libs
 COPY services services
 COPY gateway gateway
-COPY scripts/__init__.py scripts/migrate.py scripts/
+# The migration job: schemas, then the broker's accounts and queues.
+COPY scripts/__init__.py scripts/migrate.py scripts/broker_accounts.py scripts/queue_upgrade.py scripts/
 # The code imports from the repository root, libs/ and the generated gen/.
 ENV PYTHONPATH=/app:/app/libs:/app/gen \
     PYTHONUNBUFFERED=1 \
