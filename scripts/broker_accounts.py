@@ -15,14 +15,17 @@ import base64
 import json
 import logging
 import re
+import secrets
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from confbook_common.messaging.topology import DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, EVENT_OWNERS, EVENTS_EXCHANGE
 from confbook_common.messaging.topology import routing_key as event_routing_key
-from confbook_common.settings import SERVICES, ConfigError, Env, amqp_nodes, amqp_password, amqp_user
+from confbook_common.settings import SERVICES, ConfigError, Env, amqp_nodes, amqp_password, amqp_user, with_credentials
 
 log = logging.getLogger("migrate")
 
@@ -67,7 +70,7 @@ def permissions(service: str) -> Permissions:
 def provision_broker_accounts(env: Env) -> None:
     """Create or update every service's user and permissions; delete guest. Idempotent."""
     api = _ManagementApi(env.amqp_management_url(), env.amqp_url())
-    vhost = urllib.parse.unquote(urllib.parse.urlsplit(amqp_nodes(env.amqp_url())[0]).path[1:] or "/")
+    vhost = _vhost(env)
     for service in SERVICES:
         user = env.broker_user(service)
         password = amqp_password(env.service_amqp_url(service))
@@ -85,6 +88,35 @@ def provision_broker_accounts(env: Env) -> None:
         api.delete("users/guest")  # the broker's default account, which any local process knows
         log.info("broker: deleted the guest account")
     log.info("broker accounts are up to date")
+
+
+def event_publishers(env: Env) -> dict[str, str]:
+    """The broker user that owns each event, by message type (its routing key)."""
+    return {event_routing_key(event): env.broker_user(owner) for event, owner in EVENT_OWNERS.items()}
+
+
+# Moves messages between queues on upgrades, keeping each one's publisher (queue_upgrade.py).
+_MOVER = "confbook_queue_mover"
+
+
+@contextmanager
+def queue_mover_account(env: Env) -> Iterator[str]:
+    """An AMQP URL of a broker account that exists only while the block runs, allowed to republish
+    a message under its publisher's user_id (RabbitMQ's impersonator tag), so a moved event is still
+    accepted from its owner."""
+    api = _ManagementApi(env.amqp_management_url(), env.amqp_url())
+    vhost = _vhost(env)
+    password = secrets.token_urlsafe(24)
+    api.put(f"users/{_MOVER}", {"password": password, "tags": "impersonator"})
+    try:
+        api.put(f"permissions/{_quote(vhost)}/{_MOVER}", {"configure": ".*", "write": ".*", "read": ".*"})
+        yield ",".join(with_credentials(node, _MOVER, password) for node in amqp_nodes(env.amqp_url()))
+    finally:
+        api.delete(f"users/{_MOVER}")
+
+
+def _vhost(env: Env) -> str:
+    return urllib.parse.unquote(urllib.parse.urlsplit(amqp_nodes(env.amqp_url())[0]).path[1:] or "/")
 
 
 def _quote(name: str) -> str:

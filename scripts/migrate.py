@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine, make_url
 from confbook_common.db.migrations import upgrade
 from confbook_common.messaging.topology import DEAD_LETTER_QUEUE
 from confbook_common.settings import SERVICES, Env
-from scripts.broker_accounts import provision_broker_accounts
+from scripts.broker_accounts import event_publishers, provision_broker_accounts, queue_mover_account
 from scripts.queue_upgrade import redeclare_changed_queues
 from services.waitlist.adapters import topology as waitlist_topology
 
@@ -69,7 +69,10 @@ def migrate_broker(env: Env | None = None) -> None:
     logging.getLogger("pika").setLevel(logging.ERROR)
     window = env.confirmation_window_seconds()
     queues = [*waitlist_topology.queue_names(window), DEAD_LETTER_QUEUE]
-    redeclare_changed_queues(env.amqp_url(), queues, partial(waitlist_topology.declare, window_seconds=window))
+    with queue_mover_account(env) as mover_url:
+        redeclare_changed_queues(
+            mover_url, queues, partial(waitlist_topology.declare, window_seconds=window), event_publishers(env).get
+        )
     log.info("broker queues are up to date")
 
 

@@ -9,6 +9,10 @@ to a holding quorum queue, goes, is created again by the new declarations
 is acked where it was only after the broker confirmed its copy, so a crash in
 between duplicates a message (consumers drop duplicates by message id) but
 never loses one; running it again finishes the job.
+
+Consumers accept an event only with its owner's user_id (confbook_common.messaging), so a
+message keeps its user_id when moved (the mover account may impersonate, broker_accounts.py),
+and one from a version that did not stamp it gets its event's owner.
 """
 
 from __future__ import annotations
@@ -33,12 +37,16 @@ _REFUSAL = re.compile(r"inequivalent arg '[^']+' for queue '([^']+)'")
 
 
 def redeclare_changed_queues(
-    amqp_url: str, queues: list[str], declare_all: Callable[[BlockingChannel], None]
+    amqp_url: str,
+    queues: list[str],
+    declare_all: Callable[[BlockingChannel], None],
+    publisher_of: Callable[[str | None], str | None],
 ) -> list[str]:
     """Declare with `declare_all`, first emptying and deleting each queue it is refused for.
 
     `queues` names every queue `declare_all` declares, to find what an interrupted run left
-    held. Returns the queues whose messages were moved.
+    held; `publisher_of` gives the broker user owning a message type, for messages published
+    without a user_id. Returns the queues whose messages were moved.
     """
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
@@ -46,7 +54,7 @@ def redeclare_changed_queues(
         while (changed := _refused_queue(connection, declare_all)) is not None:
             channel = _confirming_channel(connection)
             channel.queue_declare(changed + _HOLDING_SUFFIX, durable=True, arguments=QUORUM)
-            count = _move(channel, changed, changed + _HOLDING_SUFFIX)
+            count = _move(channel, changed, changed + _HOLDING_SUFFIX, publisher_of)
             channel.queue_delete(changed)
             channel.close()
             log.info("queue %s: %d message(s) held while it is declared anew", changed, count)
@@ -54,7 +62,7 @@ def redeclare_changed_queues(
         # A fresh channel: RabbitMQ 3.10 fails a channel that publishes to a queue it saw deleted and declared anew.
         channel = _confirming_channel(connection)
         for queue in dict.fromkeys(held):
-            count = _move(channel, queue + _HOLDING_SUFFIX, queue)
+            count = _move(channel, queue + _HOLDING_SUFFIX, queue, publisher_of)
             channel.queue_delete(queue + _HOLDING_SUFFIX)
             log.info("queue %s: declared anew, %d message(s) moved back", queue, count)
         return list(dict.fromkeys(held))
@@ -95,12 +103,14 @@ def _exists(connection: BlockingConnection, queue: str) -> bool:
     return True
 
 
-def _move(channel: BlockingChannel, source: str, target: str) -> int:
+def _move(channel: BlockingChannel, source: str, target: str, publisher_of: Callable[[str | None], str | None]) -> int:
     count = 0
     while True:
         method, properties, body = channel.basic_get(source, auto_ack=False)
         if method is None:
             return count
+        if properties.user_id is None:
+            properties.user_id = publisher_of(properties.type)
         channel.basic_publish("", target, body, properties, mandatory=True)  # confirmed before it returns
         channel.basic_ack(method.delivery_tag)
         count += 1

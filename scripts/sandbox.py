@@ -12,7 +12,6 @@ import socket
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import pika
@@ -22,10 +21,8 @@ from sqlalchemy.engine import make_url
 from confbook_common.messaging.topology import DEAD_LETTER_QUEUE
 from confbook_common.settings import Env
 from scripts import infra
-from scripts.broker_accounts import provision_broker_accounts
 from scripts.launching import MODULES, launch, wait_until_ready
-from scripts.migrate import migrate_all
-from scripts.queue_upgrade import redeclare_changed_queues
+from scripts.migrate import migrate_all, migrate_broker
 from services.waitlist.adapters import topology as waitlist_topology
 
 
@@ -49,9 +46,11 @@ def prepare(state_dir: Path, database_url: str, amqp_url: str, *, window_seconds
     outcomes = infra.up(state_dir, database_url, amqp_url)
     try:
         _recreate_database(database_url)
-        env = Env({"DATABASE_URL": database_url, "AMQP_URL": amqp_url})
+        env = Env(
+            {"DATABASE_URL": database_url, "AMQP_URL": amqp_url, "CONFIRMATION_WINDOW_SECONDS": str(window_seconds)}
+        )
         migrate_all(env)
-        provision_broker_accounts(env)
+        migrate_broker(env)
         _empty_queues(amqp_url, window_seconds)
     except BaseException:  # a failure or Ctrl-C: stop what `up` started
         infra.down(state_dir)
@@ -76,10 +75,9 @@ def _recreate_database(database_url: str) -> None:
 
 
 def _empty_queues(amqp_url: str, window_seconds: int) -> None:
-    """Today's declarations, with no message in them. Purged rather than deleted: a quorum queue
-    declared again moments after its deletion can be left without its process (RabbitMQ 3.10)."""
+    """No message in today's queues. Purged rather than deleted: a quorum queue declared again
+    moments after its deletion can be left without its process (RabbitMQ 3.10)."""
     queues = [*waitlist_topology.queue_names(window_seconds), DEAD_LETTER_QUEUE]
-    redeclare_changed_queues(amqp_url, queues, partial(waitlist_topology.declare, window_seconds=window_seconds))
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     channel = connection.channel()
     for queue in queues:

@@ -75,7 +75,7 @@ class Env:
             return explicit
         user = service_account(service)
         password = self.text(f"{service.upper()}_AMQP_PASSWORD", user)
-        return ",".join(_with_credentials(url, user, password) for url in amqp_nodes(self.amqp_url()))
+        return ",".join(with_credentials(url, user, password) for url in amqp_nodes(self.amqp_url()))
 
     def broker_user(self, service: str) -> str:
         """The RabbitMQ user a service publishes as: what consumers accept its events from."""
@@ -147,7 +147,7 @@ def amqp_password(url: str) -> str:
     return urllib.parse.unquote(urllib.parse.urlsplit(amqp_nodes(url)[0]).password or "")
 
 
-def _with_credentials(url: str, user: str, password: str) -> str:
+def with_credentials(url: str, user: str, password: str) -> str:
     parts = urllib.parse.urlsplit(url)
     address = parts.netloc.rpartition("@")[2]
     login = f"{urllib.parse.quote(user, safe='')}:{urllib.parse.quote(password, safe='')}"

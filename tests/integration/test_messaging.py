@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,7 +27,8 @@ from confbook_common.messaging.topology import (
     declare_event_queue,
     routing_key,
 )
-from confbook_common.settings import amqp_user
+from confbook_common.settings import Env, amqp_password, amqp_user
+from scripts.broker_accounts import event_publishers, queue_mover_account
 from scripts.queue_upgrade import redeclare_changed_queues
 from scripts.sandbox import Infrastructure
 from services.waitlist.adapters import tables
@@ -298,10 +302,13 @@ def test_handled_messages_commit_with_their_effect(consume, channel, uow):
 
 
 def test_classic_queues_of_an_earlier_version_become_quorum_queues_with_their_messages(infrastructure):
-    """What `make migrate` does to a broker that an earlier version declared classic queues on."""
+    """What `make migrate` does to a broker that an earlier version declared classic queues on:
+    each message comes back with its publisher's user_id, or its event owner's if it had none."""
     prefix = f"test.upgrade.{uuid.uuid4().hex}"
     events_queue, timers_queue, due_queue = f"{prefix}.events", f"{prefix}.timers", f"{prefix}.due"
     queues = [events_queue, timers_queue, due_queue]
+    env = Env(infrastructure.env())
+    booking_user, waitlist_user = env.broker_user("booking"), env.broker_user("waitlist")
 
     def declare_now(channel):
         declare_event_queue(channel, events_queue, [events_pb2.SeatReleased])
@@ -311,21 +318,48 @@ def test_classic_queues_of_an_earlier_version_become_quorum_queues_with_their_me
     connection = pika.BlockingConnection(pika.URLParameters(infrastructure.amqp_url))
     channel = connection.channel()
     try:
-        # As the earlier version declared them: classic, with their messages.
-        channel.queue_declare(events_queue, durable=True, arguments={"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE})
-        channel.queue_declare(timers_queue, durable=True, arguments={"x-message-ttl": 3_600_000})
-        for index, queue in enumerate([events_queue, events_queue, timers_queue]):
-            publish(channel, queue, events_pb2.SeatReleased(conference_id=index), message_id=f"{queue}/{index}")
+        with queue_mover_account(env) as mover_url:
+            # As the earlier versions left them: classic queues, holding a message the booking
+            # service stamped (which only an impersonating account may republish) and unstamped ones.
+            mover = pika.BlockingConnection(pika.URLParameters(mover_url))
+            mover_channel = mover.channel()
+            mover_channel.queue_declare(
+                events_queue, durable=True, arguments={"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE}
+            )
+            mover_channel.queue_declare(timers_queue, durable=True, arguments={"x-message-ttl": 3_600_000})
+            publish(mover_channel, events_queue, events_pb2.SeatReleased(), message_id="stamped", user_id=booking_user)
+            publish(mover_channel, events_queue, events_pb2.SeatReleased(), message_id="unstamped", user_id=None)
+            publish(mover_channel, timers_queue, events_pb2.OfferExpired(), message_id="timer", user_id=None)
+            mover.close()
 
-        moved = redeclare_changed_queues(infrastructure.amqp_url, [*queues], declare_now)
+            moved = redeclare_changed_queues(mover_url, [*queues], declare_now, event_publishers(env).get)
 
         assert sorted(moved) == sorted([events_queue, timers_queue])
         assert [queue_depth(channel, queue) for queue in queues] == [2, 1, 0]
         declare_now(channel)  # would close the channel if any were still classic
+        publishers = {}
+        for queue in (events_queue, timers_queue):
+            while (message := channel.basic_get(queue, auto_ack=True))[0] is not None:
+                publishers[message[1].message_id] = message[1].user_id
+        assert publishers == {"stamped": booking_user, "unstamped": booking_user, "timer": waitlist_user}
         channel.basic_publish(EVENTS_EXCHANGE, routing_key(events_pb2.SeatReleased), b"")
-        assert eventually(lambda: queue_depth(channel, events_queue) == 3), "the exchange binding is not back"
+        assert eventually(lambda: queue_depth(channel, events_queue) == 1), "the exchange binding is not back"
+        assert not api_user_exists(env, "confbook_queue_mover"), "the mover account outlived the move"
     finally:
         channel = connection.channel()
         for queue in queues:
             channel.queue_delete(queue)
         connection.close()
+
+
+def api_user_exists(env: Env, user: str) -> bool:
+    request = urllib.request.Request(env.amqp_management_url().rstrip("/") + f"/api/users/{user}")
+    login = f"{amqp_user(env.amqp_url())}:{amqp_password(env.amqp_url())}"
+    request.add_header("Authorization", "Basic " + base64.b64encode(login.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=5):
+            return True
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return False
+        raise
