@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import secrets
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -31,6 +32,7 @@ log = logging.getLogger("migrate")
 
 _NOTHING = "^$"
 _TIMEOUT_SECONDS = 10
+_STARTUP_WAIT_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -148,16 +150,22 @@ class _ManagementApi:
         request = urllib.request.Request(self._base + path, data=body, method=method)
         request.add_header("Authorization", self._authorization)
         request.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(request, timeout=_TIMEOUT_SECONDS):
-                pass
-        except urllib.error.HTTPError as error:
-            if method == "GET" and error.code == 404:
-                raise
-            detail = error.read(300).decode(errors="replace")
-            raise ConfigError(f"RabbitMQ's management API refused {method} {path}: {error.code} {detail}") from None
-        except OSError as error:  # URLError included: nothing answers there
-            raise ConfigError(
-                f"cannot reach RabbitMQ's management API at {self._base} ({error}); "
-                "set AMQP_MANAGEMENT_URL, or enable the rabbitmq_management plugin"
-            ) from None
+        # The management plugin starts a little after the broker accepts connections: wait for it.
+        deadline = time.monotonic() + _STARTUP_WAIT_SECONDS
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=_TIMEOUT_SECONDS):
+                    return
+            except urllib.error.HTTPError as error:
+                if method == "GET" and error.code == 404:
+                    raise
+                detail = error.read(300).decode(errors="replace")
+                raise ConfigError(f"RabbitMQ's management API refused {method} {path}: {error.code} {detail}") from None
+            except OSError as error:  # URLError included: nothing answers there (yet)
+                if time.monotonic() < deadline:
+                    time.sleep(1)
+                    continue
+                raise ConfigError(
+                    f"cannot reach RabbitMQ's management API at {self._base} ({error}); "
+                    "set AMQP_MANAGEMENT_URL, or enable the rabbitmq_management plugin"
+                ) from None

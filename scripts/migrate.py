@@ -7,16 +7,18 @@ Usage: python -m scripts.migrate   (reads DATABASE_URL, AMQP_URL and the per-ser
 from __future__ import annotations
 
 import logging
+import sys
 from functools import partial
 from pathlib import Path
 
 import sqlalchemy
+import sqlalchemy.exc
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 
 from confbook_common.db.migrations import upgrade
 from confbook_common.messaging.topology import DEAD_LETTER_QUEUE
-from confbook_common.settings import SERVICES, Env
+from confbook_common.settings import SERVICES, ConfigError, Env
 from scripts.broker_accounts import event_publishers, provision_broker_accounts, queue_mover_account
 from scripts.queue_upgrade import redeclare_changed_queues
 from services.waitlist.adapters import topology as waitlist_topology
@@ -76,7 +78,16 @@ def migrate_broker(env: Env | None = None) -> None:
     log.info("broker queues are up to date")
 
 
-if __name__ == "__main__":
+def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    migrate_all()
-    migrate_broker()
+    try:
+        migrate_all()
+        migrate_broker()
+    except ConfigError as error:  # a setting to fix, said in one line
+        sys.exit(f"migrate: {error}")
+    except sqlalchemy.exc.OperationalError as error:
+        sys.exit(f"migrate: cannot reach PostgreSQL: {str(error.orig).strip()}")
+
+
+if __name__ == "__main__":
+    main()
