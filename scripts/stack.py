@@ -30,6 +30,7 @@ from scripts.supervision import ProcessState, Program, Supervisor, SupervisorErr
 STATE_DIR = REPO_ROOT / ".run" / "stack"
 # Processes that failed to start (BACKOFF: died within seconds; FATAL: gave up retrying).
 _FAILED_STATES = frozenset({"BACKOFF", "FATAL"})
+_SECRET_LENGTH = 64
 
 
 class LocalStack:
@@ -77,10 +78,11 @@ class LocalStack:
         outcomes = infra.up(self.state_dir, self.env.admin_database_url(), self.env.amqp_url())
         self._infra_started = [kind for kind, outcome in outcomes.items() if outcome is infra.Outcome.STARTED]
         try:
+            self.environment = {**self._made_secrets(), **self.environment}
+            self.env = Env(self.environment)
             migrate_all(self.env)
             migrate_broker(self.env)
-            environment = {"PROMOTION_TOKEN": self._local_secret("promotion-token"), **self.environment}
-            self.supervisor.start(self.programs(), environment)
+            self.supervisor.start(self.programs(), self.environment)
             wait_until_ready(self.gateway_url, self._failed_programs, self.log_dir)
         except BaseException:  # a failure, a failed migration or Ctrl-C: leave nothing half-started behind
             self.stop_own()
@@ -116,20 +118,42 @@ class LocalStack:
         """Signal every worker of a program (`booking-2`), or of every replica of a service (`booking`)."""
         matches = (lambda program: _service_of(program) == name) if name in MODULES else name.__eq__
         chosen = [p for p in self.supervisor.processes() if matches(p.program) and p.pid]
+        signalled = []
         for process in chosen:
-            os.kill(process.pid, sig)
-        return [process.pid for process in chosen]
+            try:
+                os.kill(process.pid, sig)
+            except ProcessLookupError:  # it died since supervisord was asked
+                continue
+            signalled.append(process.pid)
+        return signalled
 
     # --- internals -------------------------------------------------------------------------------------------
+
+    def _made_secrets(self) -> dict[str, str]:
+        """The secrets a local stack makes for itself unless given: the promotion token, and each
+        service's broker password (a default that anyone can guess would undo the broker's trust)."""
+        made = {"PROMOTION_TOKEN": "promotion-token"}
+        made |= {f"{service.upper()}_AMQP_PASSWORD": f"{service}-amqp-password" for service in SERVICES}
+        return {name: self._local_secret(file) for name, file in made.items() if name not in self.environment}
 
     def _local_secret(self, name: str) -> str:
         """A secret kept in the state dir (readable by its owner only), made the first time it is needed."""
         path = self.state_dir / name
-        if not path.exists():
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            path.touch(mode=0o600)
-            path.write_text(secrets.token_hex(32))
-        return path.read_text().strip()
+        try:
+            secret = path.read_text().strip()
+        except FileNotFoundError:
+            secret = ""
+        if len(secret) >= _SECRET_LENGTH:
+            return secret
+        # Written whole under another name, then renamed: a reader never sees half a secret.
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_hex(_SECRET_LENGTH // 2)
+        draft = path.with_name(f".{name}.{os.getpid()}")
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secret)
+        os.replace(draft, path)
+        return secret
 
     def _failed_programs(self) -> dict[str, str]:
         return {p.program: f"{p.name} {p.state}" for p in self.supervisor.processes() if p.state in _FAILED_STATES}

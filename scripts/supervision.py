@@ -141,7 +141,10 @@ class Supervisor:
     def processes(self) -> list[ProcessState]:
         """Every process supervisord manages, with how often each died unasked since supervisord started."""
         restarts = self._unexpected_exits()
-        infos: list[dict[str, Any]] = self._rpc().supervisor.getAllProcessInfo()
+        try:
+            infos: list[dict[str, Any]] = self._rpc().supervisor.getAllProcessInfo()
+        except (OSError, xmlrpc.client.Error) as error:
+            raise SupervisorError(f"supervisord for {self.state_dir} does not answer ({error})") from None
         return [
             ProcessState(
                 name=info["name"],
@@ -212,10 +215,18 @@ class Supervisor:
             return False
 
     def _pid(self) -> int | None:
+        """supervisord's pid, if the pid file names a process that is still this one's supervisord:
+        after a reboot the number may belong to anything."""
         try:
-            return int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
+            pid = int(self.pid_file.read_text().strip())
+            arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
             return None
+        ours = (
+            any(argument.endswith(b"supervisord") for argument in arguments)
+            and os.fsencode(self.config_file) in arguments
+        )
+        return pid if ours else None
 
     def _unexpected_exits(self) -> collections.Counter[str]:
         """Counted from supervisord's log since its latest start (the log is shared by earlier runs)."""

@@ -13,8 +13,8 @@ process supervises WORKERS copies of its own command: it holds no state,
 restarts a worker that dies and stops them all on SIGTERM or SIGINT.
 
 Either way a worker never outlives whatever started it: it asks the kernel
-for SIGTERM when its parent dies, so a supervisor killed with SIGKILL leaves
-no orphan holding the port.
+for SIGTERM when its parent dies, and exits outright if that stop hangs, so a
+supervisor killed with SIGKILL leaves no orphan holding the port.
 """
 
 from __future__ import annotations
@@ -42,30 +42,42 @@ _HEALTHY_LIFETIME_SECONDS = 30.0
 
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_PARENT_PID_VARIABLE = "CONFBOOK_PARENT_PID"
+_ORPHAN_POLL_SECONDS = 1.0
 
 
 def is_worker() -> bool:
     return WORKER_INDEX_VARIABLE in os.environ
 
 
-def end_with_parent() -> None:
-    """Have the kernel send this process SIGTERM when its parent dies (Linux; elsewhere a no-op)."""
-    parent = os.getppid()
+def end_with_parent(grace_seconds: float) -> None:
+    """Have the kernel send this process SIGTERM when its parent dies (Linux), and exit for good
+    `grace_seconds` later if the graceful stop has not ended it by then."""
+    # The parent as it was when this process started, if it said (its workers are told); else
+    # now, which misses a parent that died while this process was still importing.
+    parent = int(os.environ.get(_PARENT_PID_VARIABLE) or os.getppid())
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
             log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
-            return
     except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os.kill(os.getpid(), signal.SIGTERM)
+        pass
+    threading.Thread(target=_exit_when_orphaned, args=(parent, grace_seconds), name="orphan-watch", daemon=True).start()
+
+
+def _exit_when_orphaned(parent: int, grace_seconds: float) -> None:
+    while os.getppid() == parent:
+        time.sleep(_ORPHAN_POLL_SECONDS)
+    log.warning("parent %d is gone: stopping", parent)
+    os.kill(os.getpid(), signal.SIGTERM)  # the kernel's may have come already; a second is harmless
+    time.sleep(grace_seconds)
+    os._exit(1)  # the graceful stop hangs: nobody is left to escalate but us
 
 
 def serve_as_workers(name: str, count: int, serve: Callable[[], None], *, grace_seconds: float) -> None:
     """Serve in this process when it is a worker or the only one; else supervise `count` workers."""
     if is_worker():
-        end_with_parent()
+        end_with_parent(grace_seconds)
     elif count > 1:
         sys.exit(supervise_workers(name, count, grace_seconds=grace_seconds))
     serve()
@@ -108,7 +120,8 @@ def supervise_workers(name: str, count: int, *, grace_seconds: float) -> int:
 def _start_worker(index: int) -> subprocess.Popen[bytes]:
     # The same interpreter and arguments (`python -m services.booking`), in our process group, so
     # that whoever stops the group stops the workers too.
-    return subprocess.Popen(sys.orig_argv, env={**os.environ, WORKER_INDEX_VARIABLE: str(index)})
+    environment = {**os.environ, WORKER_INDEX_VARIABLE: str(index), _PARENT_PID_VARIABLE: str(os.getpid())}
+    return subprocess.Popen(sys.orig_argv, env=environment)
 
 
 def _stop_all(processes: list[subprocess.Popen[bytes]], grace_seconds: float) -> None:
