@@ -22,7 +22,8 @@ DEAD_LETTER_EXCHANGE = "confbook.dead-letter"
 DEAD_LETTER_QUEUE = "confbook.dead-letter"
 
 # The service that publishes each event. A consumer accepts an event only from that service's broker
-# user (RabbitMQ vouches for a message's user_id), and the broker lets each service publish only these.
+# user (RabbitMQ vouches for a message's user_id). On the events exchange the broker lets each service
+# publish only its own; OfferExpired never goes there (the waitlist's timers use the default exchange).
 EVENT_OWNERS: dict[type[Message], str] = {
     events_pb2.ConferenceStarted: "conference",
     events_pb2.SeatReleased: "booking",
