@@ -73,7 +73,7 @@ def migrate_broker(env: Env | None = None) -> None:
     queues = [*waitlist_topology.queue_names(window), DEAD_LETTER_QUEUE]
     with queue_mover_account(env) as mover_url:
         redeclare_changed_queues(
-            mover_url, queues, partial(waitlist_topology.declare, window_seconds=window), event_publishers(env).get
+            mover_url, queues, partial(waitlist_topology.declare, window_seconds=window), event_publishers(env)
         )
     log.info("broker queues are up to date")
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import pika
 import pika.exceptions
@@ -40,12 +40,12 @@ def redeclare_changed_queues(
     amqp_url: str,
     queues: list[str],
     declare_all: Callable[[BlockingChannel], None],
-    publisher_of: Callable[[str | None], str | None],
+    publishers: Mapping[str, str],
 ) -> list[str]:
     """Declare with `declare_all`, first emptying and deleting each queue it is refused for.
 
     `queues` names every queue `declare_all` declares, to find what an interrupted run left
-    held; `publisher_of` gives the broker user owning a message type, for messages published
+    held; `publishers` names the broker user owning each message type, for messages published
     without a user_id. Returns the queues whose messages were moved.
     """
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
@@ -54,7 +54,7 @@ def redeclare_changed_queues(
         while (changed := _refused_queue(connection, declare_all)) is not None:
             channel = _confirming_channel(connection)
             channel.queue_declare(changed + _HOLDING_SUFFIX, durable=True, arguments=QUORUM)
-            count = _move(channel, changed, changed + _HOLDING_SUFFIX, publisher_of)
+            count = _move(channel, changed, changed + _HOLDING_SUFFIX, publishers)
             channel.queue_delete(changed)
             channel.close()
             log.info("queue %s: %d message(s) held while it is declared anew", changed, count)
@@ -62,7 +62,7 @@ def redeclare_changed_queues(
         # A fresh channel: RabbitMQ 3.10 fails a channel that publishes to a queue it saw deleted and declared anew.
         channel = _confirming_channel(connection)
         for queue in dict.fromkeys(held):
-            count = _move(channel, queue + _HOLDING_SUFFIX, queue, publisher_of)
+            count = _move(channel, queue + _HOLDING_SUFFIX, queue, publishers)
             channel.queue_delete(queue + _HOLDING_SUFFIX)
             log.info("queue %s: declared anew, %d message(s) moved back", queue, count)
         return list(dict.fromkeys(held))
@@ -103,14 +103,14 @@ def _exists(connection: BlockingConnection, queue: str) -> bool:
     return True
 
 
-def _move(channel: BlockingChannel, source: str, target: str, publisher_of: Callable[[str | None], str | None]) -> int:
+def _move(channel: BlockingChannel, source: str, target: str, publishers: Mapping[str, str]) -> int:
     count = 0
     while True:
         method, properties, body = channel.basic_get(source, auto_ack=False)
         if method is None:
             return count
-        if properties.user_id is None:
-            properties.user_id = publisher_of(properties.type)
+        if properties.user_id is None and properties.type is not None:
+            properties.user_id = publishers.get(properties.type)
         channel.basic_publish("", target, body, properties, mandatory=True)  # confirmed before it returns
         channel.basic_ack(method.delivery_tag)
         count += 1

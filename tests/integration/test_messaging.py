@@ -332,7 +332,7 @@ def test_classic_queues_of_an_earlier_version_become_quorum_queues_with_their_me
             publish(mover_channel, timers_queue, events_pb2.OfferExpired(), message_id="timer", user_id=None)
             mover.close()
 
-            moved = redeclare_changed_queues(mover_url, [*queues], declare_now, event_publishers(env).get)
+            moved = redeclare_changed_queues(mover_url, [*queues], declare_now, event_publishers(env))
 
         assert sorted(moved) == sorted([events_queue, timers_queue])
         assert [queue_depth(channel, queue) for queue in queues] == [2, 1, 0]
