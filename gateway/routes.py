@@ -31,6 +31,11 @@ PageSize = Annotated[
 PageToken = Annotated[
     str, models.checked("page_token", validation.PAGE_TOKEN), models.documented(validation.PAGE_TOKEN)
 ]
+RecommendationLimit = Annotated[
+    int,
+    models.checked("limit", validation.recommendation_limit),
+    models.int_range(1, validation.RECOMMENDATIONS_MAX),
+]
 BookingIdInPath = Annotated[
     int, models.checked("booking_id", validation.positive_id), models.int_range(1, validation.INT64_MAX)
 ]
@@ -57,17 +62,22 @@ def _summary(conference: conference_pb2.Conference) -> models.ConferenceSummary:
     )
 
 
+def _conference_out(conference: conference_pb2.Conference, seats: booking_pb2.SeatAvailability) -> models.ConferenceOut:
+    # The booking service's ledger has the current capacity (docs/adr/0014).
+    return models.ConferenceOut(
+        **{**_summary(conference).model_dump(), "slots": seats.slots},
+        available_slots=seats.available_slots,
+        waitlist_length=seats.waitlist_length,
+    )
+
+
 async def _with_availability(clients: Clients, conference: conference_pb2.Conference) -> models.ConferenceOut:
     seats = await clients.bookings.GetSeatAvailability(
         booking_pb2.GetSeatAvailabilityRequest(conference_id=conference.conference_id),
         timeout=clients.timeout,
         metadata=clients.metadata(),
     )
-    return models.ConferenceOut(
-        **_summary(conference).model_dump(),
-        available_slots=seats.available_slots,
-        waitlist_length=seats.waitlist_length,
-    )
+    return _conference_out(conference, seats)
 
 
 def _status(status: booking_pb2.BookingStatus.ValueType) -> models.Status:
@@ -116,6 +126,24 @@ async def get_conference(name: models.NameToFind, clients: Clients) -> models.Co
     return await _with_availability(clients, conference)
 
 
+@router.patch("/conference/{name}", responses=ERRORS, tags=["conferences"])
+async def change_capacity(
+    name: models.NameToFind, body: models.CapacityChange, clients: Clients
+) -> models.ConferenceOut:
+    """Raise or lower the capacity: new seats go to the line at once; never below the seats held."""
+    seats = await clients.bookings.ChangeCapacity(
+        booking_pb2.ChangeCapacityRequest(conference_name=name, slots=body.slots),
+        timeout=clients.timeout,
+        metadata=clients.metadata(),
+    )
+    conference = await clients.conferences.GetConference(
+        conference_pb2.GetConferenceRequest(conference_id=seats.conference_id),
+        timeout=clients.timeout,
+        metadata=clients.metadata(),
+    )
+    return _conference_out(conference, seats)
+
+
 @router.get("/conferences", responses=ERRORS, tags=["conferences"])
 async def list_conferences(
     clients: Clients,
@@ -127,10 +155,19 @@ async def list_conferences(
         timeout=clients.timeout,
         metadata=clients.metadata(),
     )
-    return models.ConferenceList(
-        conferences=[_summary(conference) for conference in page.conferences],
-        next_page_token=page.next_page_token,
-    )
+    conferences = [_summary(conference) for conference in page.conferences]
+    if conferences:
+        # The current capacity of those whose seat ledger exists (docs/adr/0014).
+        ledgers = await clients.bookings.ListSeatAvailability(
+            booking_pb2.ListSeatAvailabilityRequest(conference_ids=[each.conference_id for each in conferences]),
+            timeout=clients.timeout,
+            metadata=clients.metadata(),
+        )
+        slots = {seats.conference_id: seats.slots for seats in ledgers.seats}
+        conferences = [
+            each.model_copy(update={"slots": slots.get(each.conference_id, each.slots)}) for each in conferences
+        ]
+    return models.ConferenceList(conferences=conferences, next_page_token=page.next_page_token)
 
 
 # --- users ---------------------------------------------------------------------
@@ -160,6 +197,29 @@ async def list_user_bookings(user_id: models.UserIdToFind, clients: Clients) -> 
         booking_pb2.ListUserBookingsRequest(user_id=user_id), timeout=clients.timeout, metadata=clients.metadata()
     )
     return models.UserBookings(user_id=user_id, bookings=[_booking(booking) for booking in reply.bookings])
+
+
+@router.get("/user/{user_id}/recommendations", responses=ERRORS, tags=["users"])
+async def recommendations(
+    user_id: models.UserIdToFind,
+    clients: Clients,
+    limit: Annotated[RecommendationLimit, Query()] = validation.RECOMMENDATIONS_DEFAULT,
+) -> models.Recommendations:
+    """Conferences matching the user's topics that the user can still book, best first."""
+    reply = await clients.bookings.RecommendConferences(
+        booking_pb2.RecommendConferencesRequest(user_id=user_id, limit=limit),
+        timeout=clients.timeout,
+        metadata=clients.metadata(),
+    )
+    return models.Recommendations(
+        user_id=user_id,
+        conferences=[
+            models.RecommendedConference(
+                **_conference_out(each.conference, each.seats).model_dump(), matching_topics=list(each.matching_topics)
+            )
+            for each in reply.recommendations
+        ],
+    )
 
 
 # --- bookings ------------------------------------------------------------------

@@ -5,11 +5,13 @@ from __future__ import annotations
 import grpc
 
 from confbook.booking.v1 import booking_pb2, booking_pb2_grpc
+from confbook.conference.v1 import conference_pb2
 from confbook_common import validation
 from confbook_common.timestamps import to_timestamp, utc_now
 from services.booking.adapters.conference_directory import ConferenceDirectory
 from services.booking.domain.model import (
     BookingView,
+    SeatAvailability,
     Status,
     User,
     conference_name_to_find,
@@ -17,6 +19,7 @@ from services.booking.domain.model import (
     new_user_topics,
     user_id_to_find,
 )
+from services.booking.domain.recommendations import Recommendation, recommendation_limit
 from services.booking.service_layer import handlers
 from services.booking.service_layer.unit_of_work import UnitOfWorkFactory
 
@@ -46,6 +49,35 @@ def to_booking_message(view: BookingView) -> booking_pb2.Booking:
 
 def to_user_message(user: User) -> booking_pb2.User:
     return booking_pb2.User(user_id=user.user_id, topics=list(user.topics), created_at=to_timestamp(user.created_at))
+
+
+def to_availability_message(availability: SeatAvailability) -> booking_pb2.SeatAvailability:
+    return booking_pb2.SeatAvailability(
+        conference_id=availability.conference_id,
+        slots=availability.slots,
+        seats_held=availability.held,
+        available_slots=availability.open_to_newcomers,
+        waitlist_length=availability.waiting,
+    )
+
+
+def to_recommendation_message(recommendation: Recommendation) -> booking_pb2.Recommendation:
+    listing = recommendation.listing
+    conference = listing.conference
+    return booking_pb2.Recommendation(
+        conference=conference_pb2.Conference(
+            conference_id=conference.conference_id,
+            name=conference.name,
+            location=listing.location,
+            start=to_timestamp(conference.start),
+            end=to_timestamp(conference.end),
+            slots=conference.slots,
+            topics=list(listing.topics),
+            created_at=to_timestamp(listing.created_at),
+        ),
+        seats=to_availability_message(recommendation.seats),
+        matching_topics=list(recommendation.matching_topics),
+    )
 
 
 def outcome_message(view: BookingView) -> str:
@@ -103,11 +135,39 @@ class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
         self, request: booking_pb2.GetSeatAvailabilityRequest, context: grpc.ServicerContext
     ) -> booking_pb2.SeatAvailability:
         conference_id = validation.positive_id("conference_id", request.conference_id)
-        availability = handlers.seat_availability(self._uow(), self._directory, conference_id)
-        return booking_pb2.SeatAvailability(
-            conference_id=availability.conference_id,
-            slots=availability.slots,
-            seats_held=availability.held,
-            available_slots=availability.open_to_newcomers,
-            waitlist_length=availability.waiting,
+        return to_availability_message(handlers.seat_availability(self._uow(), self._directory, conference_id))
+
+    def ListSeatAvailability(
+        self, request: booking_pb2.ListSeatAvailabilityRequest, context: grpc.ServicerContext
+    ) -> booking_pb2.ListSeatAvailabilityResponse:
+        conference_ids = validation.ids(
+            "conference_ids", list(request.conference_ids), max_count=validation.PAGE_SIZE_MAX
+        )
+        found = handlers.seats_of(self._uow(), conference_ids)
+        return booking_pb2.ListSeatAvailabilityResponse(seats=[to_availability_message(each) for each in found])
+
+    def ChangeCapacity(
+        self, request: booking_pb2.ChangeCapacityRequest, context: grpc.ServicerContext
+    ) -> booking_pb2.SeatAvailability:
+        availability = handlers.change_capacity(
+            self._uow(),
+            self._directory,
+            conference_name=conference_name_to_find(request.conference_name),
+            slots=validation.slots("slots", request.slots),
+            now=utc_now(),
+        )
+        return to_availability_message(availability)
+
+    def RecommendConferences(
+        self, request: booking_pb2.RecommendConferencesRequest, context: grpc.ServicerContext
+    ) -> booking_pb2.RecommendConferencesResponse:
+        found = handlers.recommend_conferences(
+            self._uow(),
+            self._directory,
+            user_id=user_id_to_find(request.user_id),
+            limit=recommendation_limit(request.limit),
+            now=utc_now(),
+        )
+        return booking_pb2.RecommendConferencesResponse(
+            recommendations=[to_recommendation_message(each) for each in found]
         )

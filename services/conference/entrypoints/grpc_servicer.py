@@ -8,7 +8,7 @@ from confbook.conference.v1 import conference_pb2, conference_pb2_grpc
 from confbook_common import validation
 from confbook_common.errors import InvalidInput
 from confbook_common.timestamps import to_timestamp, utc_now
-from services.conference.domain.model import Conference, new_conference
+from services.conference.domain.model import Conference, interests, new_conference
 from services.conference.service_layer import handlers
 from services.conference.service_layer.unit_of_work import UnitOfWorkFactory
 
@@ -63,3 +63,10 @@ class ConferenceServicer(conference_pb2_grpc.ConferenceServiceServicer):
         return conference_pb2.ListConferencesResponse(
             conferences=[to_message(c) for c in page.conferences], next_page_token=page.next_token
         )
+
+    def FindConferencesByTopics(
+        self, request: conference_pb2.FindConferencesByTopicsRequest, context: grpc.ServicerContext
+    ) -> conference_pb2.FindConferencesByTopicsResponse:
+        topics = interests(list(request.topics))
+        found = handlers.conferences_sharing_topics(self._uow(), topics, utc_now())
+        return conference_pb2.FindConferencesByTopicsResponse(conferences=[to_message(c) for c in found])
