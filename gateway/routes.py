@@ -6,7 +6,7 @@ import asyncio
 from typing import Annotated, Any
 
 import grpc
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from grpc_health.v1 import health_pb2
 
@@ -16,6 +16,8 @@ from confbook_common import validation
 from confbook_common.timestamps import to_timestamp
 from gateway import models
 from gateway.clients import ServiceClients
+from gateway.errors import REPLAYED_HEADER
+from gateway.retries import RetryOf, answer
 from gateway.timestamps import format_utc
 
 router = APIRouter()
@@ -23,6 +25,8 @@ router = APIRouter()
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": models.ErrorBody} for status in (400, 404, 409, 413, 500, 503)
 }
+# Writes take an Idempotency-Key: 422 when it was used for another request.
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 422: {"model": models.ErrorBody}}
 
 # Path and query parameters follow the same rules as body fields.
 PageSize = Annotated[
@@ -101,9 +105,11 @@ def _booking(booking: booking_pb2.Booking) -> models.BookingOut:
 # --- conferences ---------------------------------------------------------------
 
 
-@router.post("/conference", status_code=201, responses=ERRORS, tags=["conferences"])
-async def create_conference(body: models.NewConference, clients: Clients) -> models.ConferenceOut:
-    conference = await clients.conferences.CreateConference(
+@router.post("/conference", status_code=201, responses=WRITE_ERRORS, tags=["conferences"])
+async def create_conference(
+    body: models.NewConference, clients: Clients, retry: RetryOf, response: Response
+) -> models.ConferenceOut:
+    call = clients.conferences.CreateConference(
         conference_pb2.CreateConferenceRequest(
             name=body.name,
             location=body.location,
@@ -113,9 +119,16 @@ async def create_conference(body: models.NewConference, clients: Clients) -> mod
             topics=body.topics,
         ),
         timeout=clients.timeout,
-        metadata=clients.metadata(),
+        metadata=clients.metadata(*retry.metadata()),
     )
-    return await _with_availability(clients, conference)
+    conference: conference_pb2.Conference = await answer(call, response)
+    if REPLAYED_HEADER not in response.headers:
+        # Has the booking service copy it now, so that no booking has to ask the conference service.
+        await _with_availability(clients, conference)
+    # As created: every seat open and nobody waiting (a replay answers the same).
+    return models.ConferenceOut(
+        **_summary(conference).model_dump(), available_slots=conference.slots, waitlist_length=0
+    )
 
 
 @router.get("/conference/{name}", responses=ERRORS, tags=["conferences"])
@@ -126,16 +139,17 @@ async def get_conference(name: models.NameToFind, clients: Clients) -> models.Co
     return await _with_availability(clients, conference)
 
 
-@router.patch("/conference/{name}", responses=ERRORS, tags=["conferences"])
+@router.patch("/conference/{name}", responses=WRITE_ERRORS, tags=["conferences"])
 async def change_capacity(
-    name: models.NameToFind, body: models.CapacityChange, clients: Clients
+    name: models.NameToFind, body: models.CapacityChange, clients: Clients, retry: RetryOf, response: Response
 ) -> models.ConferenceOut:
     """Raise or lower the capacity: new seats go to the line at once; never below the seats held."""
-    seats = await clients.bookings.ChangeCapacity(
+    call = clients.bookings.ChangeCapacity(
         booking_pb2.ChangeCapacityRequest(conference_name=name, slots=body.slots),
         timeout=clients.timeout,
-        metadata=clients.metadata(),
+        metadata=clients.metadata(*retry.metadata()),
     )
+    seats: booking_pb2.SeatAvailability = await answer(call, response)
     conference = await clients.conferences.GetConference(
         conference_pb2.GetConferenceRequest(conference_id=seats.conference_id),
         timeout=clients.timeout,
@@ -173,13 +187,14 @@ async def list_conferences(
 # --- users ---------------------------------------------------------------------
 
 
-@router.post("/user", status_code=201, responses=ERRORS, tags=["users"])
-async def create_user(body: models.NewUser, clients: Clients) -> models.UserOut:
-    user = await clients.bookings.CreateUser(
+@router.post("/user", status_code=201, responses=WRITE_ERRORS, tags=["users"])
+async def create_user(body: models.NewUser, clients: Clients, retry: RetryOf, response: Response) -> models.UserOut:
+    call = clients.bookings.CreateUser(
         booking_pb2.CreateUserRequest(user_id=body.user_id, topics=body.topics),
         timeout=clients.timeout,
-        metadata=clients.metadata(),
+        metadata=clients.metadata(*retry.metadata()),
     )
+    user: booking_pb2.User = await answer(call, response)
     return models.UserOut(user_id=user.user_id, topics=list(user.topics))
 
 
@@ -225,13 +240,14 @@ async def recommendations(
 # --- bookings ------------------------------------------------------------------
 
 
-@router.post("/book", status_code=201, responses=ERRORS, tags=["bookings"])
-async def book(body: models.BookRequest, clients: Clients) -> models.BookOut:
-    reply = await clients.bookings.Book(
+@router.post("/book", status_code=201, responses=WRITE_ERRORS, tags=["bookings"])
+async def book(body: models.BookRequest, clients: Clients, retry: RetryOf, response: Response) -> models.BookOut:
+    call = clients.bookings.Book(
         booking_pb2.BookRequest(conference_name=body.name, user_id=body.user_id),
         timeout=clients.timeout,
-        metadata=clients.metadata(),
+        metadata=clients.metadata(*retry.metadata()),
     )
+    reply: booking_pb2.BookResponse = await answer(call, response)
     booking = _booking(reply.booking)
     return models.BookOut(
         booking_id=booking.booking_id,
@@ -249,23 +265,27 @@ async def get_booking(booking_id: BookingIdInPath, clients: Clients) -> models.B
     return _booking(booking)
 
 
-@router.post("/confirm", responses=ERRORS, tags=["bookings"])
-async def confirm(body: models.BookingRef, clients: Clients) -> models.BookingChange:
-    booking = await clients.bookings.ConfirmBooking(
+@router.post("/confirm", responses=WRITE_ERRORS, tags=["bookings"])
+async def confirm(
+    body: models.BookingRef, clients: Clients, retry: RetryOf, response: Response
+) -> models.BookingChange:
+    call = clients.bookings.ConfirmBooking(
         booking_pb2.ConfirmBookingRequest(booking_id=body.booking_id),
         timeout=clients.timeout,
-        metadata=clients.metadata(),
+        metadata=clients.metadata(*retry.metadata()),
     )
+    booking: booking_pb2.Booking = await answer(call, response)
     return models.BookingChange(**_booking(booking).model_dump(), message="Booking confirmed")
 
 
-@router.post("/cancel", responses=ERRORS, tags=["bookings"])
-async def cancel(body: models.BookingRef, clients: Clients) -> models.BookingChange:
-    booking = await clients.bookings.CancelBooking(
+@router.post("/cancel", responses=WRITE_ERRORS, tags=["bookings"])
+async def cancel(body: models.BookingRef, clients: Clients, retry: RetryOf, response: Response) -> models.BookingChange:
+    call = clients.bookings.CancelBooking(
         booking_pb2.CancelBookingRequest(booking_id=body.booking_id),
         timeout=clients.timeout,
-        metadata=clients.metadata(),
+        metadata=clients.metadata(*retry.metadata()),
     )
+    booking: booking_pb2.Booking = await answer(call, response)
     return models.BookingChange(**_booking(booking).model_dump(), message="Booking canceled")
 
 

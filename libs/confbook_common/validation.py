@@ -31,6 +31,7 @@ RECOMMENDATIONS_MAX = 100
 NAME_LOOKUP_MAX_LENGTH = 4 * NAME_MAX_LENGTH
 USER_ID_LOOKUP_MAX_LENGTH = 4 * USER_ID_MAX_LENGTH
 PAGE_TOKEN_MAX_LENGTH = 200
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
 
 # Times the product accepts: from the Unix epoch to the last second that protobuf, Python and
 # PostgreSQL all hold.
@@ -177,6 +178,15 @@ def topics(field: str, values: Sequence[str], *, max_count: int, rule: TextRule 
         seen.add(key)
         cleaned.append(topic)
     return cleaned
+
+
+def idempotency_key(field: str, value: str) -> str:
+    """1 to 255 visible ASCII characters (no spaces, no controls)."""
+    if not 1 <= len(value) <= IDEMPOTENCY_KEY_MAX_LENGTH:
+        raise InvalidInput(field, f"must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters")
+    if not all("!" <= char <= "~" for char in value):
+        raise InvalidInput(field, "may contain only visible ASCII characters")
+    return value
 
 
 def positive_id(field: str, value: int) -> int:

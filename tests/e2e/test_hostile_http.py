@@ -155,6 +155,23 @@ def test_a_hostile_recommendation_limit_is_a_400_or_a_list(http, booked, limit):
 
 
 @given(
+    key=hostile.bad_idempotency_keys,
+    path=st.sampled_from(["/conference", "/user", "/book", "/confirm", "/cancel"]),
+)
+def test_a_hostile_idempotency_key_is_a_400_and_changes_nothing(http, booked, key, path):
+    bodies = {
+        "/conference": a_conference_body(f"Keyed {uuid.uuid4().hex[:12]}"),
+        "/user": {"user_id": f"keyed{uuid.uuid4().hex[:12]}", "topics": []},
+        "/book": {"name": booked["conference"]["name"], "user_id": booked["user_id"]},
+        "/confirm": {"booking_id": booked["booking"]["booking_id"]},
+        "/cancel": {"booking_id": booked["booking"]["booking_id"]},
+    }
+    response = http.post(path, json=bodies[path], headers={"Idempotency-Key": key.encode("latin-1")})
+    assert_refused(response, 400)
+    assert Api(http).booking(booked["booking"]["booking_id"]) == booked["booking"]
+
+
+@given(
     body=st.one_of(
         st.recursive(
             st.none() | st.booleans() | st.integers() | st.text(max_size=5), lambda inner: st.lists(inner, max_size=3)

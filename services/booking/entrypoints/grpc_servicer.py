@@ -7,7 +7,9 @@ import grpc
 from confbook.booking.v1 import booking_pb2, booking_pb2_grpc
 from confbook.conference.v1 import conference_pb2
 from confbook_common import validation
+from confbook_common.idempotency import IdempotentCalls
 from confbook_common.timestamps import to_timestamp, utc_now
+from services.booking.adapters import tables
 from services.booking.adapters.conference_directory import ConferenceDirectory
 from services.booking.domain.model import (
     BookingView,
@@ -86,28 +88,43 @@ def outcome_message(view: BookingView) -> str:
     return f"The conference is full: you are number {view.waitlist_position} on the waitlist"
 
 
+_SERVICE = booking_pb2.DESCRIPTOR.services_by_name["BookingService"].full_name
+
+
 class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
+    """The write methods run once per `idempotency-key` when a caller sends one (confbook_common.idempotency)."""
+
     def __init__(self, unit_of_work: UnitOfWorkFactory, directory: ConferenceDirectory) -> None:
         self._uow = unit_of_work
         self._directory = directory
+        self._once = IdempotentCalls(tables.idempotency_keys)
 
     def CreateUser(self, request: booking_pb2.CreateUserRequest, context: grpc.ServicerContext) -> booking_pb2.User:
         user_id = new_user_id(request.user_id)
         topics = new_user_topics(list(request.topics))
-        return to_user_message(handlers.create_user(self._uow(), user_id, topics))
+        uow = self._uow()
+        return self._once.run(
+            uow,
+            context,
+            f"/{_SERVICE}/CreateUser",
+            request,
+            lambda: to_user_message(handlers.create_user(uow, user_id, topics)),
+            booking_pb2.User,
+        )
 
     def GetUser(self, request: booking_pb2.GetUserRequest, context: grpc.ServicerContext) -> booking_pb2.User:
         return to_user_message(handlers.get_user(self._uow(), user_id_to_find(request.user_id)))
 
     def Book(self, request: booking_pb2.BookRequest, context: grpc.ServicerContext) -> booking_pb2.BookResponse:
-        view = handlers.book(
-            self._uow(),
-            self._directory,
-            user_id=user_id_to_find(request.user_id),
-            conference_name=conference_name_to_find(request.conference_name),
-            now=utc_now(),
-        )
-        return booking_pb2.BookResponse(booking=to_booking_message(view), message=outcome_message(view))
+        user_id = user_id_to_find(request.user_id)
+        conference_name = conference_name_to_find(request.conference_name)
+        uow = self._uow()
+
+        def book() -> booking_pb2.BookResponse:
+            view = handlers.book(uow, self._directory, user_id=user_id, conference_name=conference_name, now=utc_now())
+            return booking_pb2.BookResponse(booking=to_booking_message(view), message=outcome_message(view))
+
+        return self._once.run(uow, context, f"/{_SERVICE}/Book", request, book, booking_pb2.BookResponse)
 
     def GetBooking(self, request: booking_pb2.GetBookingRequest, context: grpc.ServicerContext) -> booking_pb2.Booking:
         booking_id = validation.positive_id("booking_id", request.booking_id)
@@ -117,13 +134,29 @@ class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
         self, request: booking_pb2.ConfirmBookingRequest, context: grpc.ServicerContext
     ) -> booking_pb2.Booking:
         booking_id = validation.positive_id("booking_id", request.booking_id)
-        return to_booking_message(handlers.confirm(self._uow(), booking_id, utc_now()))
+        uow = self._uow()
+        return self._once.run(
+            uow,
+            context,
+            f"/{_SERVICE}/ConfirmBooking",
+            request,
+            lambda: to_booking_message(handlers.confirm(uow, booking_id, utc_now())),
+            booking_pb2.Booking,
+        )
 
     def CancelBooking(
         self, request: booking_pb2.CancelBookingRequest, context: grpc.ServicerContext
     ) -> booking_pb2.Booking:
         booking_id = validation.positive_id("booking_id", request.booking_id)
-        return to_booking_message(handlers.cancel(self._uow(), booking_id, utc_now()))
+        uow = self._uow()
+        return self._once.run(
+            uow,
+            context,
+            f"/{_SERVICE}/CancelBooking",
+            request,
+            lambda: to_booking_message(handlers.cancel(uow, booking_id, utc_now())),
+            booking_pb2.Booking,
+        )
 
     def ListUserBookings(
         self, request: booking_pb2.ListUserBookingsRequest, context: grpc.ServicerContext
@@ -149,14 +182,19 @@ class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
     def ChangeCapacity(
         self, request: booking_pb2.ChangeCapacityRequest, context: grpc.ServicerContext
     ) -> booking_pb2.SeatAvailability:
-        availability = handlers.change_capacity(
-            self._uow(),
-            self._directory,
-            conference_name=conference_name_to_find(request.conference_name),
-            slots=validation.slots("slots", request.slots),
-            now=utc_now(),
+        conference_name = conference_name_to_find(request.conference_name)
+        slots = validation.slots("slots", request.slots)
+        uow = self._uow()
+
+        def change() -> booking_pb2.SeatAvailability:
+            availability = handlers.change_capacity(
+                uow, self._directory, conference_name=conference_name, slots=slots, now=utc_now()
+            )
+            return to_availability_message(availability)
+
+        return self._once.run(
+            uow, context, f"/{_SERVICE}/ChangeCapacity", request, change, booking_pb2.SeatAvailability
         )
-        return to_availability_message(availability)
 
     def RecommendConferences(
         self, request: booking_pb2.RecommendConferencesRequest, context: grpc.ServicerContext

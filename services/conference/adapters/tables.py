@@ -18,6 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 
+from confbook_common.idempotency import idempotency_keys_table
 from confbook_common.messaging.outbox import outbox_table
 from services.conference.config import SCHEMA
 
@@ -49,3 +50,4 @@ conferences = Table(
 )
 
 outbox = outbox_table(metadata)
+idempotency_keys = idempotency_keys_table(metadata)
