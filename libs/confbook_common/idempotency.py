@@ -123,8 +123,8 @@ class IdempotentCalls:
         if sent is None:
             return work()
         key = validation.idempotency_key("idempotency-key", sent)
-        print_ = fingerprint(method, request, _metadata_value(context, HTTP_FINGERPRINT_METADATA))
-        replay, response = retry_on_conflict(lambda: self._run_once(uow, key, print_, work, response_type))
+        request_fingerprint = fingerprint(method, request, _metadata_value(context, HTTP_FINGERPRINT_METADATA))
+        replay, response = retry_on_conflict(lambda: self._run_once(uow, key, request_fingerprint, work, response_type))
         if replay:
             context.set_trailing_metadata(((REPLAYED_METADATA, "true"),))
         return response
@@ -133,7 +133,7 @@ class IdempotentCalls:
         self,
         uow: SqlUnitOfWork,
         key: str,
-        print_: str,
+        request_fingerprint: str,
         work: Callable[[], Response],
         response_type: type[Response],
     ) -> tuple[bool, Response]:
@@ -151,7 +151,7 @@ class IdempotentCalls:
                 )
             ).first()
             if row is not None:
-                if row.fingerprint != print_:
+                if row.fingerprint != request_fingerprint:
                     raise KeyReused()
                 if row.response is None:
                     raise RecordedRefusal(_replayed_status(row.error_status))
@@ -168,13 +168,18 @@ class IdempotentCalls:
                 status = status_message_for(error)
                 connection.execute(
                     insert(self._table).values(
-                        key=key, fingerprint=print_, error_code=status.code, error_status=status.SerializeToString()
+                        key=key,
+                        fingerprint=request_fingerprint,
+                        error_code=status.code,
+                        error_status=status.SerializeToString(),
                     )
                 )
             else:
                 savepoint.commit()
                 connection.execute(
-                    insert(self._table).values(key=key, fingerprint=print_, response=response.SerializeToString())
+                    insert(self._table).values(
+                        key=key, fingerprint=request_fingerprint, response=response.SerializeToString()
+                    )
                 )
         if refusal is not None:
             raise refusal
