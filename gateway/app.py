@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -38,14 +39,17 @@ def create_app(config: GatewayConfig) -> FastAPI:
 
 
 def _document_400_instead_of_422(app: FastAPI) -> None:
-    """FastAPI documents request validation failures as 422; this API answers them with 400."""
+    """FastAPI documents request validation failures as 422; this API answers them with 400 (its own
+    422, a reused Idempotency-Key, stays)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = FastAPI.openapi(app)
             for path in schema["paths"].values():
                 for operation in path.values():
-                    operation.get("responses", {}).pop("422", None)
+                    responses = operation.get("responses", {})
+                    if "HTTPValidationError" in json.dumps(responses.get("422", {})):
+                        responses.pop("422")
             for unused in ("HTTPValidationError", "ValidationError"):
                 schema.get("components", {}).get("schemas", {}).pop(unused, None)
             app.openapi_schema = schema

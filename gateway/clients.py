@@ -76,9 +76,9 @@ class ServiceClients:
         }
 
     @staticmethod
-    def metadata() -> tuple[tuple[str, str], ...]:
+    def metadata(*extra: tuple[str, str]) -> tuple[tuple[str, str], ...]:
         """Metadata for a call made for the current request: its id, so the services log the same one."""
-        return ((request_id.GRPC_METADATA_KEY, request_id.current.get() or request_id.new()),)
+        return ((request_id.GRPC_METADATA_KEY, request_id.current.get() or request_id.new()), *extra)
 
     @property
     def conferences(self) -> conference_pb2_grpc.ConferenceServiceAsyncStub:

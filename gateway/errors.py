@@ -13,10 +13,13 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match, Route
 
 from confbook_common import request_id
+from confbook_common.idempotency import REPLAYED_METADATA
 from confbook_common.rpc.errors import error_reason
 from gateway.models import RULE_ERROR
 
 log = logging.getLogger(__name__)
+
+REPLAYED_HEADER = "Idempotent-Replayed"
 
 HTTP_STATUS_BY_GRPC = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
@@ -28,6 +31,9 @@ HTTP_STATUS_BY_GRPC = {
     grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DEADLINE_EXCEEDED: 503,
 }
+
+# Refusals whose HTTP status says more than their gRPC code can.
+HTTP_STATUS_BY_REASON = {"IDEMPOTENCY_KEY_REUSED": 422}
 
 # When a service sent no ErrorInfo reason, the code is named after the status.
 _DEFAULT_CODES = {
@@ -68,7 +74,9 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> ApiError:
             "service unavailable (request_id=%s): %s %s", request_id.current.get(), error.code(), error.details()
         )
         return ApiError(503, "SERVICE_UNAVAILABLE", "a service is unavailable; try again shortly")
-    return ApiError(status, error_reason(error) or _DEFAULT_CODES[status], error.details() or "")
+    reason = error_reason(error)
+    status = HTTP_STATUS_BY_REASON.get(reason or "", status)
+    return ApiError(status, reason or _DEFAULT_CODES[status], error.details() or "")
 
 
 def from_validation_error(error: RequestValidationError) -> ApiError:
@@ -103,7 +111,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(grpc.aio.AioRpcError)
     async def rpc_error(_: Request, error: grpc.aio.AioRpcError) -> JSONResponse:
         api = from_rpc_error(error)
-        return error_response(api.status, api.code, api.message)
+        response = error_response(api.status, api.code, api.message)
+        if (REPLAYED_METADATA, "true") in tuple(error.trailing_metadata() or ()):
+            response.headers[REPLAYED_HEADER] = "true"  # the first answer to this Idempotency-Key, again
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -115,6 +115,10 @@ class NewConference(Request):
     topics: ConferenceTopics = Field(examples=[["AI", "Machine Learning"]])
 
 
+class CapacityChange(Request):
+    slots: Slots = Field(examples=[150], description="The new capacity; at least the seats held")
+
+
 class NewUser(Request):
     user_id: UserId = Field(examples=["john123"])
     topics: UserTopics = Field(examples=[["AI", "Data Science"]])
@@ -139,6 +143,17 @@ class ConferenceOut(BaseModel):
     topics: list[str]
     available_slots: int = Field(description="Seats a new booking would get at once (0 while anyone waits)")
     waitlist_length: int
+
+
+class RecommendedConference(ConferenceOut):
+    matching_topics: list[str] = Field(
+        description="The conference's topics the user shares (ignoring case), in the conference's spelling"
+    )
+
+
+class Recommendations(BaseModel):
+    user_id: str
+    conferences: list[RecommendedConference]
 
 
 class ConferenceSummary(BaseModel):

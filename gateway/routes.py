@@ -6,7 +6,7 @@ import asyncio
 from typing import Annotated, Any
 
 import grpc
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from grpc_health.v1 import health_pb2
 
@@ -16,6 +16,8 @@ from confbook_common import validation
 from confbook_common.timestamps import to_timestamp
 from gateway import models
 from gateway.clients import ServiceClients
+from gateway.errors import REPLAYED_HEADER
+from gateway.retries import RetryOf, answer
 from gateway.timestamps import format_utc
 
 router = APIRouter()
@@ -23,6 +25,8 @@ router = APIRouter()
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": models.ErrorBody} for status in (400, 404, 409, 413, 500, 503)
 }
+# Writes take an Idempotency-Key: 422 when it was used for another request.
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 422: {"model": models.ErrorBody}}
 
 # Path and query parameters follow the same rules as body fields.
 PageSize = Annotated[
@@ -30,6 +34,11 @@ PageSize = Annotated[
 ]
 PageToken = Annotated[
     str, models.checked("page_token", validation.PAGE_TOKEN), models.documented(validation.PAGE_TOKEN)
+]
+RecommendationLimit = Annotated[
+    int,
+    models.checked("limit", validation.recommendation_limit),
+    models.int_range(1, validation.RECOMMENDATIONS_MAX),
 ]
 BookingIdInPath = Annotated[
     int, models.checked("booking_id", validation.positive_id), models.int_range(1, validation.INT64_MAX)
@@ -57,17 +66,22 @@ def _summary(conference: conference_pb2.Conference) -> models.ConferenceSummary:
     )
 
 
+def _conference_out(conference: conference_pb2.Conference, seats: booking_pb2.SeatAvailability) -> models.ConferenceOut:
+    # The booking service's ledger has the current capacity (docs/adr/0014).
+    return models.ConferenceOut(
+        **{**_summary(conference).model_dump(), "slots": seats.slots},
+        available_slots=seats.available_slots,
+        waitlist_length=seats.waitlist_length,
+    )
+
+
 async def _with_availability(clients: Clients, conference: conference_pb2.Conference) -> models.ConferenceOut:
     seats = await clients.bookings.GetSeatAvailability(
         booking_pb2.GetSeatAvailabilityRequest(conference_id=conference.conference_id),
         timeout=clients.timeout,
         metadata=clients.metadata(),
     )
-    return models.ConferenceOut(
-        **_summary(conference).model_dump(),
-        available_slots=seats.available_slots,
-        waitlist_length=seats.waitlist_length,
-    )
+    return _conference_out(conference, seats)
 
 
 def _status(status: booking_pb2.BookingStatus.ValueType) -> models.Status:
@@ -91,9 +105,11 @@ def _booking(booking: booking_pb2.Booking) -> models.BookingOut:
 # --- conferences ---------------------------------------------------------------
 
 
-@router.post("/conference", status_code=201, responses=ERRORS, tags=["conferences"])
-async def create_conference(body: models.NewConference, clients: Clients) -> models.ConferenceOut:
-    conference = await clients.conferences.CreateConference(
+@router.post("/conference", status_code=201, responses=WRITE_ERRORS, tags=["conferences"])
+async def create_conference(
+    body: models.NewConference, clients: Clients, retry: RetryOf, response: Response
+) -> models.ConferenceOut:
+    call = clients.conferences.CreateConference(
         conference_pb2.CreateConferenceRequest(
             name=body.name,
             location=body.location,
@@ -103,9 +119,16 @@ async def create_conference(body: models.NewConference, clients: Clients) -> mod
             topics=body.topics,
         ),
         timeout=clients.timeout,
-        metadata=clients.metadata(),
+        metadata=clients.metadata(*retry.metadata()),
     )
-    return await _with_availability(clients, conference)
+    conference: conference_pb2.Conference = await answer(call, response)
+    if REPLAYED_HEADER not in response.headers:
+        # Has the booking service copy it now, so that no booking has to ask the conference service.
+        await _with_availability(clients, conference)
+    # As created: every seat open and nobody waiting (a replay answers the same).
+    return models.ConferenceOut(
+        **_summary(conference).model_dump(), available_slots=conference.slots, waitlist_length=0
+    )
 
 
 @router.get("/conference/{name}", responses=ERRORS, tags=["conferences"])
@@ -114,6 +137,25 @@ async def get_conference(name: models.NameToFind, clients: Clients) -> models.Co
         conference_pb2.GetConferenceRequest(name=name), timeout=clients.timeout, metadata=clients.metadata()
     )
     return await _with_availability(clients, conference)
+
+
+@router.patch("/conference/{name}", responses=WRITE_ERRORS, tags=["conferences"])
+async def change_capacity(
+    name: models.NameToFind, body: models.CapacityChange, clients: Clients, retry: RetryOf, response: Response
+) -> models.ConferenceOut:
+    """Raise or lower the capacity: new seats go to the line at once; never below the seats held."""
+    call = clients.bookings.ChangeCapacity(
+        booking_pb2.ChangeCapacityRequest(conference_name=name, slots=body.slots),
+        timeout=clients.timeout,
+        metadata=clients.metadata(*retry.metadata()),
+    )
+    seats: booking_pb2.SeatAvailability = await answer(call, response)
+    conference = await clients.conferences.GetConference(
+        conference_pb2.GetConferenceRequest(conference_id=seats.conference_id),
+        timeout=clients.timeout,
+        metadata=clients.metadata(),
+    )
+    return _conference_out(conference, seats)
 
 
 @router.get("/conferences", responses=ERRORS, tags=["conferences"])
@@ -127,22 +169,32 @@ async def list_conferences(
         timeout=clients.timeout,
         metadata=clients.metadata(),
     )
-    return models.ConferenceList(
-        conferences=[_summary(conference) for conference in page.conferences],
-        next_page_token=page.next_page_token,
-    )
+    conferences = [_summary(conference) for conference in page.conferences]
+    if conferences:
+        # The current capacity of those whose seat ledger exists (docs/adr/0014).
+        ledgers = await clients.bookings.ListSeatAvailability(
+            booking_pb2.ListSeatAvailabilityRequest(conference_ids=[each.conference_id for each in conferences]),
+            timeout=clients.timeout,
+            metadata=clients.metadata(),
+        )
+        slots = {seats.conference_id: seats.slots for seats in ledgers.seats}
+        conferences = [
+            each.model_copy(update={"slots": slots.get(each.conference_id, each.slots)}) for each in conferences
+        ]
+    return models.ConferenceList(conferences=conferences, next_page_token=page.next_page_token)
 
 
 # --- users ---------------------------------------------------------------------
 
 
-@router.post("/user", status_code=201, responses=ERRORS, tags=["users"])
-async def create_user(body: models.NewUser, clients: Clients) -> models.UserOut:
-    user = await clients.bookings.CreateUser(
+@router.post("/user", status_code=201, responses=WRITE_ERRORS, tags=["users"])
+async def create_user(body: models.NewUser, clients: Clients, retry: RetryOf, response: Response) -> models.UserOut:
+    call = clients.bookings.CreateUser(
         booking_pb2.CreateUserRequest(user_id=body.user_id, topics=body.topics),
         timeout=clients.timeout,
-        metadata=clients.metadata(),
+        metadata=clients.metadata(*retry.metadata()),
     )
+    user: booking_pb2.User = await answer(call, response)
     return models.UserOut(user_id=user.user_id, topics=list(user.topics))
 
 
@@ -162,16 +214,40 @@ async def list_user_bookings(user_id: models.UserIdToFind, clients: Clients) -> 
     return models.UserBookings(user_id=user_id, bookings=[_booking(booking) for booking in reply.bookings])
 
 
-# --- bookings ------------------------------------------------------------------
-
-
-@router.post("/book", status_code=201, responses=ERRORS, tags=["bookings"])
-async def book(body: models.BookRequest, clients: Clients) -> models.BookOut:
-    reply = await clients.bookings.Book(
-        booking_pb2.BookRequest(conference_name=body.name, user_id=body.user_id),
+@router.get("/user/{user_id}/recommendations", responses=ERRORS, tags=["users"])
+async def recommendations(
+    user_id: models.UserIdToFind,
+    clients: Clients,
+    limit: Annotated[RecommendationLimit, Query()] = validation.RECOMMENDATIONS_DEFAULT,
+) -> models.Recommendations:
+    """Conferences matching the user's topics that the user can still book, best first."""
+    reply = await clients.bookings.RecommendConferences(
+        booking_pb2.RecommendConferencesRequest(user_id=user_id, limit=limit),
         timeout=clients.timeout,
         metadata=clients.metadata(),
     )
+    return models.Recommendations(
+        user_id=user_id,
+        conferences=[
+            models.RecommendedConference(
+                **_conference_out(each.conference, each.seats).model_dump(), matching_topics=list(each.matching_topics)
+            )
+            for each in reply.recommendations
+        ],
+    )
+
+
+# --- bookings ------------------------------------------------------------------
+
+
+@router.post("/book", status_code=201, responses=WRITE_ERRORS, tags=["bookings"])
+async def book(body: models.BookRequest, clients: Clients, retry: RetryOf, response: Response) -> models.BookOut:
+    call = clients.bookings.Book(
+        booking_pb2.BookRequest(conference_name=body.name, user_id=body.user_id),
+        timeout=clients.timeout,
+        metadata=clients.metadata(*retry.metadata()),
+    )
+    reply: booking_pb2.BookResponse = await answer(call, response)
     booking = _booking(reply.booking)
     return models.BookOut(
         booking_id=booking.booking_id,
@@ -189,23 +265,27 @@ async def get_booking(booking_id: BookingIdInPath, clients: Clients) -> models.B
     return _booking(booking)
 
 
-@router.post("/confirm", responses=ERRORS, tags=["bookings"])
-async def confirm(body: models.BookingRef, clients: Clients) -> models.BookingChange:
-    booking = await clients.bookings.ConfirmBooking(
+@router.post("/confirm", responses=WRITE_ERRORS, tags=["bookings"])
+async def confirm(
+    body: models.BookingRef, clients: Clients, retry: RetryOf, response: Response
+) -> models.BookingChange:
+    call = clients.bookings.ConfirmBooking(
         booking_pb2.ConfirmBookingRequest(booking_id=body.booking_id),
         timeout=clients.timeout,
-        metadata=clients.metadata(),
+        metadata=clients.metadata(*retry.metadata()),
     )
+    booking: booking_pb2.Booking = await answer(call, response)
     return models.BookingChange(**_booking(booking).model_dump(), message="Booking confirmed")
 
 
-@router.post("/cancel", responses=ERRORS, tags=["bookings"])
-async def cancel(body: models.BookingRef, clients: Clients) -> models.BookingChange:
-    booking = await clients.bookings.CancelBooking(
+@router.post("/cancel", responses=WRITE_ERRORS, tags=["bookings"])
+async def cancel(body: models.BookingRef, clients: Clients, retry: RetryOf, response: Response) -> models.BookingChange:
+    call = clients.bookings.CancelBooking(
         booking_pb2.CancelBookingRequest(booking_id=body.booking_id),
         timeout=clients.timeout,
-        metadata=clients.metadata(),
+        metadata=clients.metadata(*retry.metadata()),
     )
+    booking: booking_pb2.Booking = await answer(call, response)
     return models.BookingChange(**_booking(booking).model_dump(), message="Booking canceled")
 
 

@@ -18,3 +18,17 @@ class FakeUnitOfWork:
 
     def commit(self) -> None:
         self.committed = True
+
+
+class CallContext:
+    """What a servicer method reads and sets of its call: the caller's metadata, the trailing metadata."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...] = ()) -> None:
+        self._metadata = metadata
+        self.trailing: tuple[tuple[str, str], ...] = ()
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
+
+    def set_trailing_metadata(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self.trailing = metadata

@@ -43,3 +43,16 @@ bad_path_bytes = st.one_of(
     ).map(b"".join),
     st.integers(validation.NAME_LOOKUP_MAX_LENGTH + 1, 3000).map(lambda length: b"a" * length),
 )
+
+# Idempotency keys that break the rule (1 to 255 visible ASCII characters), as a header or metadata
+# can carry them: empty, too long, or with a space, a tab or a Latin-1 letter inside (HTTP drops them
+# at the ends).
+bad_idempotency_keys = st.one_of(
+    st.just(""),
+    st.text(alphabet="ab~!", min_size=validation.IDEMPOTENCY_KEY_MAX_LENGTH + 1, max_size=600),
+    st.tuples(
+        st.text(alphabet="xyz-", min_size=1, max_size=10),
+        st.sampled_from([" ", "\t", "é", "\xa0"]),
+        st.text(alphabet="q", min_size=1, max_size=3),
+    ).map("".join),
+)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class DomainError(Exception):
@@ -36,6 +36,18 @@ class AlreadyExists(DomainError):
 
 class Conflict(DomainError):
     """The request clashes with the current state (HTTP 409)."""
+
+
+class Unprocessable(DomainError):
+    """A well-formed request that cannot be taken as sent (HTTP 422; gRPC INVALID_ARGUMENT)."""
+
+
+class RecordedRefusal(DomainError):
+    """A refusal given before and recorded (an idempotent retry's): `status` is sent again as it was."""
+
+    def __init__(self, status: Any) -> None:
+        super().__init__(status.details)
+        self.status = status
 
 
 class Unauthenticated(DomainError):

@@ -24,11 +24,14 @@ USER_TOPICS_MAX = 50
 # Far above any venue; keeps counts well inside 32-bit integers.
 SLOTS_MAX = 1_000_000
 PAGE_SIZE_MAX = 100
+RECOMMENDATIONS_DEFAULT = 10
+RECOMMENDATIONS_MAX = 100
 # A key to look up by may be longer than what it finds: names are compared casefolded, and one
 # character can fold into three ("ß" into "ss"). Beyond these lengths nothing can be found.
 NAME_LOOKUP_MAX_LENGTH = 4 * NAME_MAX_LENGTH
 USER_ID_LOOKUP_MAX_LENGTH = 4 * USER_ID_MAX_LENGTH
 PAGE_TOKEN_MAX_LENGTH = 200
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
 
 # Times the product accepts: from the Unix epoch to the last second that protobuf, Python and
 # PostgreSQL all hold.
@@ -85,6 +88,11 @@ def conference_name_key(name: str) -> str:
     The conference service keys its conferences by it, and the booking service its copies.
     """
     return name.strip().casefold()
+
+
+def topic_key(topic: str) -> str:
+    """Topics are compared ignoring case, as names are (a conference's and a user's alike)."""
+    return topic.strip().casefold()
 
 
 def words(field: str, value: str, *, max_length: int) -> str:
@@ -164,7 +172,7 @@ def topics(field: str, values: Sequence[str], *, max_count: int, rule: TextRule 
     seen: set[str] = set()
     for index, value in enumerate(values):
         topic = rule(f"{field}[{index}]", value)
-        key = topic.casefold()
+        key = topic_key(topic)
         if key in seen:
             raise InvalidInput(f"{field}[{index}]", f"duplicate topic {shown(topic)}")
         seen.add(key)
@@ -172,10 +180,25 @@ def topics(field: str, values: Sequence[str], *, max_count: int, rule: TextRule 
     return cleaned
 
 
+def idempotency_key(field: str, value: str) -> str:
+    """1 to 255 visible ASCII characters (no spaces, no controls)."""
+    if not 1 <= len(value) <= IDEMPOTENCY_KEY_MAX_LENGTH:
+        raise InvalidInput(field, f"must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters")
+    if not all("!" <= char <= "~" for char in value):
+        raise InvalidInput(field, "may contain only visible ASCII characters")
+    return value
+
+
 def positive_id(field: str, value: int) -> int:
     if not 0 < value <= INT64_MAX:
         raise InvalidInput(field, "must be a positive integer")
     return value
+
+
+def ids(field: str, values: Sequence[int], *, max_count: int) -> list[int]:
+    if len(values) > max_count:
+        raise InvalidInput(field, f"at most {max_count} are allowed, got {len(values)}")
+    return [positive_id(f"{field}[{index}]", value) for index, value in enumerate(values)]
 
 
 def slots(field: str, value: int) -> int:
@@ -189,6 +212,13 @@ def slots(field: str, value: int) -> int:
 def page_size(field: str, value: int) -> int:
     if not 0 <= value <= PAGE_SIZE_MAX:
         raise InvalidInput(field, f"must be between 0 and {PAGE_SIZE_MAX}")
+    return value
+
+
+def recommendation_limit(field: str, value: int) -> int:
+    """How many recommendations: 1 to 100."""
+    if not 1 <= value <= RECOMMENDATIONS_MAX:
+        raise InvalidInput(field, f"must be between 1 and {RECOMMENDATIONS_MAX}")
     return value
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from confbook.booking.v1 import booking_pb2, booking_pb2_grpc, promotion_pb2, promotion_pb2_grpc
 from confbook_common.db import create_engine
+from confbook_common.idempotency import ExpiredKeyPurger
 from confbook_common.messaging.relay import OutboxRelay
 from confbook_common.rpc.client import insecure_channel
 from confbook_common.rpc.server import ServiceRuntime, database_reachable, run_service
@@ -36,6 +37,7 @@ def build(config: BookingConfig) -> ServiceRuntime:
     )
     runtime.add_check("postgresql", database_reachable(engine))
     runtime.add_worker(OutboxRelay(engine=engine, table=tables.outbox, amqp_url=config.amqp_url))
+    runtime.add_worker(ExpiredKeyPurger(engine.connect, tables.idempotency_keys))
     return runtime
 
 

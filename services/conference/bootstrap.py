@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from confbook.conference.v1 import conference_pb2, conference_pb2_grpc
 from confbook_common.db import create_engine
+from confbook_common.idempotency import ExpiredKeyPurger
 from confbook_common.messaging.relay import OutboxRelay
 from confbook_common.rpc.server import ServiceRuntime, database_reachable, run_service
 from services.conference.adapters import tables
@@ -27,6 +28,7 @@ def build(config: ConferenceConfig) -> ServiceRuntime:
     )
     runtime.add_check("postgresql", database_reachable(engine))
     runtime.add_worker(OutboxRelay(engine=engine, table=tables.outbox, amqp_url=config.amqp_url))
+    runtime.add_worker(ExpiredKeyPurger(engine.connect, tables.idempotency_keys))
     runtime.add_worker(StartTrigger(unit_of_work))
     return runtime
 

@@ -157,6 +157,37 @@ def test_bytes_that_are_no_request_are_refused_not_failed(channels, service, met
     check()
 
 
+WRITES = [
+    (service, method)
+    for service, method in METHODS
+    if method.full_name
+    in {
+        "confbook.conference.v1.ConferenceService.CreateConference",
+        "confbook.booking.v1.BookingService.CreateUser",
+        "confbook.booking.v1.BookingService.Book",
+        "confbook.booking.v1.BookingService.ConfirmBooking",
+        "confbook.booking.v1.BookingService.CancelBooking",
+        "confbook.booking.v1.BookingService.ChangeCapacity",
+    }
+]
+
+
+@pytest.mark.parametrize(("service", "method"), WRITES, ids=[method.full_name for _, method in WRITES])
+def test_a_hostile_idempotency_key_is_invalid_argument(channels, service, method):
+    # Metadata values on the wire are printable ASCII: what can arrive is empty, long, or spaced.
+    keys = hostile.bad_idempotency_keys.filter(lambda key: all(" " <= char <= "~" for char in key))
+
+    @given(request=hostile_requests(method.input_type), key=keys)
+    def check(request: protobuf_message.Message, key: str) -> None:
+        call = raw_call(channels[service], method)
+        code, details = status_of(
+            lambda: call(request.SerializeToString(), metadata=[("idempotency-key", key)], timeout=10)
+        )
+        assert code is grpc.StatusCode.INVALID_ARGUMENT, (code, details[:300])
+
+    check()
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_every_service_still_answers_afterwards(stack, service):
     with grpc.insecure_channel(stack.grpc_target(service)) as channel:

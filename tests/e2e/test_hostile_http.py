@@ -113,7 +113,9 @@ def test_a_hostile_booking_id_is_a_400_and_changes_nothing(http, booked, path, v
 
 
 @given(
-    template=st.sampled_from(["/conference/{}", "/user/{}", "/user/{}/bookings", "/booking/{}"]),
+    template=st.sampled_from(
+        ["/conference/{}", "/user/{}", "/user/{}/bookings", "/user/{}/recommendations", "/booking/{}"]
+    ),
     segment=hostile.bad_path_bytes,
 )
 def test_a_hostile_path_segment_is_a_4xx(http, template, segment):
@@ -128,6 +130,45 @@ def test_hostile_paging_is_a_400_or_a_page(http, page_size, page_token):
     response = http.get(f"/conferences?page_size={quote(page_size, safe='')}&page_token={quote(page_token, safe='')}")
     if response.status_code != 200:
         assert_refused(response, 400)
+
+
+@given(slots=CONFERENCE_FIELDS["slots"])
+def test_a_hostile_capacity_is_a_400_and_changes_nothing(http, booked, slots):
+    name = booked["conference"]["name"]
+    response = http.patch(
+        f"/conference/{quote(name)}", content=json.dumps({"slots": slots}), headers={"content-type": "application/json"}
+    )
+    assert_refused(response, 400)
+    assert http.get(f"/conference/{quote(name)}").json()["slots"] == booked["conference"]["slots"]
+
+
+@given(segment=hostile.bad_path_bytes)
+def test_a_hostile_conference_to_change_is_a_4xx(http, segment):
+    assert_refused(http.patch(f"/conference/{quote(segment, safe='')}", json={"slots": 3}), 400, 404)
+
+
+@given(limit=st.one_of(st.integers(), st.integers(-(2**70), 2**70), st.floats()).map(str) | hostile.bad_path_bytes)
+def test_a_hostile_recommendation_limit_is_a_400_or_a_list(http, booked, limit):
+    response = http.get(f"/user/{booked['user_id']}/recommendations?limit={quote(limit, safe='')}")
+    if response.status_code != 200:
+        assert_refused(response, 400)
+
+
+@given(
+    key=hostile.bad_idempotency_keys,
+    path=st.sampled_from(["/conference", "/user", "/book", "/confirm", "/cancel"]),
+)
+def test_a_hostile_idempotency_key_is_a_400_and_changes_nothing(http, booked, key, path):
+    bodies = {
+        "/conference": a_conference_body(f"Keyed {uuid.uuid4().hex[:12]}"),
+        "/user": {"user_id": f"keyed{uuid.uuid4().hex[:12]}", "topics": []},
+        "/book": {"name": booked["conference"]["name"], "user_id": booked["user_id"]},
+        "/confirm": {"booking_id": booked["booking"]["booking_id"]},
+        "/cancel": {"booking_id": booked["booking"]["booking_id"]},
+    }
+    response = http.post(path, json=bodies[path], headers={"Idempotency-Key": key.encode("latin-1")})
+    assert_refused(response, 400)
+    assert Api(http).booking(booked["booking"]["booking_id"]) == booked["booking"]
 
 
 @given(

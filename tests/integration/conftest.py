@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +14,7 @@ from confbook_common.db import create_engine
 from scripts.sandbox import Infrastructure
 from services.booking.domain.errors import ConferenceNotFound
 from services.booking.domain.model import Conference
+from services.booking.domain.recommendations import Listing
 from services.booking.service_layer import handlers
 from services.booking.service_layer.unit_of_work import BookingUnitOfWork
 
@@ -26,8 +27,11 @@ class FakeDirectory:
 
     def __init__(self) -> None:
         self._conferences: dict[int, Conference] = {}
+        self._topics: dict[int, tuple[str, ...]] = {}
 
-    def add(self, *, start: datetime, hours: float = 2, slots: int = 1) -> Conference:
+    def add(
+        self, *, start: datetime, hours: float = 2, slots: int = 1, topics: tuple[str, ...] = ("Python",)
+    ) -> Conference:
         conference = Conference(
             conference_id=next(_conference_ids),
             name=f"Conference {uuid.uuid4().hex[:10]}",
@@ -36,7 +40,17 @@ class FakeDirectory:
             slots=slots,
         )
         self._conferences[conference.conference_id] = conference
+        self._topics[conference.conference_id] = topics
         return conference
+
+    def sharing_topics(self, topics: Sequence[str]) -> list[Listing]:
+        # Not started is judged by the caller's clock in these tests: every conference is listed.
+        wanted = {topic.casefold() for topic in topics}
+        return [
+            Listing(conference=conference, location="Berlin", topics=self._topics[id_], created_at=conference.start)
+            for id_, conference in sorted(self._conferences.items(), key=lambda item: item[1].start)
+            if wanted & {topic.casefold() for topic in self._topics[id_]}
+        ]
 
     def by_name(self, name: str) -> Conference:
         for conference in self._conferences.values():

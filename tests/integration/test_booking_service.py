@@ -290,6 +290,10 @@ class CountingDirectory:
         self.asked += 1
         return self._inner.by_id(conference_id)
 
+    def sharing_topics(self, topics):
+        self.asked += 1
+        return self._inner.sharing_topics(topics)
+
 
 def test_a_conference_is_copied_once_and_bookings_never_ask_for_it_again(uow, directory, new_user, tomorrow):
     conference = directory.add(start=tomorrow, slots=2)

@@ -57,7 +57,7 @@ class Planter:
         self.conference.execute(
             text(
                 "INSERT INTO conference.conferences (conference_id, name, name_key, location, start_at, end_at,"
-                " slots, topics) VALUES (:id, :name, :key, 'Berlin', :start, :end, :slots, '{}')"
+                " slots, topics, topic_keys) VALUES (:id, :name, :key, 'Berlin', :start, :end, :slots, '{}', '{}')"
             ),
             row,
         )
@@ -193,9 +193,6 @@ def test_each_broken_invariant_is_reported(env, planter):
         ),
         {"id": late_offer},
     )
-    planter.conference.execute(
-        text("UPDATE conference.conferences SET slots = 9 WHERE conference_id = :id"), {"id": first}
-    )
 
     violations = judge(
         env,
@@ -211,7 +208,6 @@ def test_each_broken_invariant_is_reported(env, planter):
         f"conference {line}: positions in join order are [2, 2, 3], not 1..3",
         f"conference 'Conf {started}' ({started}): started over 10 s ago, 1 still WAITLISTED and 1 CONFIRMATION_P",
         "user carol: overlapping CONFIRMED bookings",
-        f"conference 'Conf {first}' ({first}): 5 slots, but 9 at its source",
         "offered with a deadline after its conference starts",
         f"booking {10**9}: acknowledged to a client, missing from the database",
         f"booking {kept}: canceled (acknowledged or seen), now CONFIRMED",

@@ -61,3 +61,22 @@ def create_inbox(schema: str) -> None:
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         schema=schema,
     )
+
+
+def create_idempotency_keys(schema: str) -> None:
+    """The table of confbook_common.idempotency, as first created."""
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("key", sa.Text, primary_key=True),
+        sa.Column("fingerprint", sa.Text, nullable=False),
+        sa.Column("response", sa.LargeBinary),
+        sa.Column("error_code", sa.Integer),
+        sa.Column("error_status", sa.LargeBinary),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        # Exactly one answer: a response, or a refusal's code and status.
+        sa.CheckConstraint(
+            "(response IS NULL) = (error_status IS NOT NULL AND error_code IS NOT NULL)", name="one_answer"
+        ),
+        schema=schema,
+    )
+    op.create_index("idempotency_keys_by_age", "idempotency_keys", ["created_at"], schema=schema)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import ParamSpec, Self, TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Transaction
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -31,13 +31,31 @@ class SqlUnitOfWork:
     """
 
     connection: Connection
+    _transaction: Transaction
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._shared: Connection | None = None
+
+    @contextmanager
+    def one_transaction(self) -> Iterator[Connection]:
+        """One transaction that every `with self` and `autocommit()` inside the block joins, as a
+        savepoint; committed when the block ends without an exception. For work that must be kept
+        or lost together with a record of its own (an idempotency key and its answer)."""
+        with self._engine.connect() as connection, connection.begin():
+            self._shared = connection
+            try:
+                yield connection
+            finally:
+                self._shared = None
 
     def __enter__(self) -> Self:
-        self.connection = self._engine.connect()
-        self._transaction = self.connection.begin()
+        if self._shared is not None:
+            self.connection = self._shared
+            self._transaction = self._shared.begin_nested()
+        else:
+            self.connection = self._engine.connect()
+            self._transaction = self.connection.begin()
         self._open_repositories(self.connection)
         return self
 
@@ -51,7 +69,8 @@ class SqlUnitOfWork:
             if self._transaction.is_active:
                 self._transaction.rollback()
         finally:
-            self.connection.close()
+            if self._shared is None:
+                self.connection.close()
 
     def commit(self) -> None:
         self._transaction.commit()
@@ -63,7 +82,14 @@ class SqlUnitOfWork:
         For a read of one statement, or for a use case done by one stored function:
         then BEGIN and COMMIT cost no round trips of their own. Whatever the block
         executes is kept as it goes; there is nothing to commit or roll back.
+        Inside `one_transaction()` the block is a savepoint of that transaction instead.
         """
+        if self._shared is not None:
+            with self._shared.begin_nested():
+                self.connection = self._shared
+                self._open_repositories(self._shared)
+                yield self
+            return
         with self._engine.connect() as connection:
             # psycopg2's own switch, which costs nothing on the wire; SQLAlchemy's isolation_level
             # option would send a SET to reset the session each time the connection goes back.

@@ -22,7 +22,9 @@ from confbook_common.errors import (
     DomainError,
     InvalidInput,
     NotFound,
+    RecordedRefusal,
     Unauthenticated,
+    Unprocessable,
 )
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,7 @@ _DETAILS_KEY = "grpc-status-details-bin"
 
 _CODES: list[tuple[type[DomainError], int]] = [
     (InvalidInput, code_pb2.INVALID_ARGUMENT),
+    (Unprocessable, code_pb2.INVALID_ARGUMENT),
     (NotFound, code_pb2.NOT_FOUND),
     (AlreadyExists, code_pb2.ALREADY_EXISTS),
     (Conflict, code_pb2.FAILED_PRECONDITION),
@@ -48,12 +51,19 @@ def _packed(detail: Any) -> any_pb2.Any:
 
 def status_for(error: DomainError) -> grpc.Status:
     """A status whose ErrorInfo.reason carries the error's stable code (e.g. CONFERENCE_STARTED)."""
+    if isinstance(error, RecordedRefusal):
+        return error.status
+    return rpc_status.to_status(status_message_for(error))
+
+
+def status_message_for(error: DomainError) -> status_pb2.Status:
+    """The google.rpc.Status of a refusal: its code, message, ErrorInfo and, for bad input, BadRequest."""
     code = next((code for kind, code in _CODES if isinstance(error, kind)), code_pb2.FAILED_PRECONDITION)
     details = [_packed(error_details_pb2.ErrorInfo(reason=error.code, domain=ERROR_DOMAIN))]
     if isinstance(error, InvalidInput):
         violation = error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.problem)
         details.append(_packed(error_details_pb2.BadRequest(field_violations=[violation])))
-    return rpc_status.to_status(status_pb2.Status(code=code, message=error.message, details=details))
+    return status_pb2.Status(code=code, message=error.message, details=details)
 
 
 def _unavailable(message: str) -> grpc.Status:

@@ -101,10 +101,29 @@ class SeatLedger:
         row = self._connection.execute(_LEDGER_BY_ID, {"conference_id": conference_id}).first()
         return _to_seats(row) if row else None
 
+    def many(self, conference_ids: Iterable[int]) -> dict[int, Seats]:
+        """The ledgers of those conferences this service has copied."""
+        rows = self._connection.execute(
+            select(conference_seats).where(conference_seats.c.conference_id.in_(list(conference_ids)))
+        )
+        return {row.conference_id: _to_seats(row) for row in rows}
+
     def lock(self, conference_ids: Iterable[int]) -> dict[int, Seats]:
         """Lock the ledgers in ascending id order (the deadlock-free order)."""
         rows = self._connection.execute(_LEDGERS_LOCKED, {"conference_ids": sorted(set(conference_ids))}).all()
         return {row.conference_id: _to_seats(row) for row in rows}
+
+    def id_by_name(self, name: str) -> int | None:
+        return self._connection.execute(
+            select(conference_seats.c.conference_id).where(conference_seats.c.name_key == conference_name_key(name))
+        ).scalar()
+
+    def set_slots(self, conference_id: int, slots: int) -> None:
+        """The caller holds the ledger's lock and has checked the seats held; the never_oversold
+        CHECK (seats_held <= slots) is the last line should it not."""
+        self._connection.execute(
+            update(conference_seats).where(conference_seats.c.conference_id == conference_id).values(slots=slots)
+        )
 
     def change_held(self, conference_id: int, delta: int) -> None:
         if delta:

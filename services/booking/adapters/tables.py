@@ -18,6 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import TSTZRANGE, ExcludeConstraint
 
+from confbook_common.idempotency import idempotency_keys_table
 from confbook_common.messaging.outbox import outbox_table
 from services.booking.config import SCHEMA
 
@@ -99,3 +100,4 @@ waitlist_tree = Table(
 )
 
 outbox = outbox_table(metadata)
+idempotency_keys = idempotency_keys_table(metadata)

@@ -79,3 +79,12 @@ class ConferenceNotStarted(Conflict):
 
     def __init__(self, conference: str) -> None:
         super().__init__(f"{shown(conference)} has not started yet")
+
+
+class SlotsBelowHeld(Conflict):
+    code = "SLOTS_BELOW_HELD"
+
+    def __init__(self, conference: str, slots: int, held: int) -> None:
+        super().__init__(
+            f"{shown(conference)} cannot have {slots} slots: {held} seats are held (CONFIRMED or CONFIRMATION_PENDING)"
+        )

@@ -43,7 +43,8 @@ def seat_change(source: Status | None, target: Status) -> int:
 
 @dataclass(frozen=True)
 class Conference:
-    """What the booking service copies of a conference (conferences never change)."""
+    """What the booking service copies of a conference: its times never change; `slots` is the
+    current capacity, which this service owns once the copy exists (docs/adr/0014)."""
 
     conference_id: int
     name: str
@@ -137,6 +138,16 @@ class SeatAvailability:
     held: int
     open_to_newcomers: int
     waiting: int
+
+    @classmethod
+    def of(cls, seats: Seats) -> SeatAvailability:
+        return cls(
+            conference_id=seats.conference.conference_id,
+            slots=seats.conference.slots,
+            held=seats.held,
+            open_to_newcomers=seats.open_to_newcomers,
+            waiting=seats.waiting,
+        )
 
 
 def offer_deadline(now: datetime, window: timedelta, conference: Conference) -> datetime:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import grpc
 
 from confbook.booking.v1 import booking_pb2, booking_pb2_grpc
+from confbook.conference.v1 import conference_pb2
 from confbook_common import validation
+from confbook_common.idempotency import IdempotentCalls
 from confbook_common.timestamps import to_timestamp, utc_now
+from services.booking.adapters import tables
 from services.booking.adapters.conference_directory import ConferenceDirectory
 from services.booking.domain.model import (
     BookingView,
+    SeatAvailability,
     Status,
     User,
     conference_name_to_find,
@@ -17,6 +21,7 @@ from services.booking.domain.model import (
     new_user_topics,
     user_id_to_find,
 )
+from services.booking.domain.recommendations import Recommendation, recommendation_limit
 from services.booking.service_layer import handlers
 from services.booking.service_layer.unit_of_work import UnitOfWorkFactory
 
@@ -48,34 +53,78 @@ def to_user_message(user: User) -> booking_pb2.User:
     return booking_pb2.User(user_id=user.user_id, topics=list(user.topics), created_at=to_timestamp(user.created_at))
 
 
+def to_availability_message(availability: SeatAvailability) -> booking_pb2.SeatAvailability:
+    return booking_pb2.SeatAvailability(
+        conference_id=availability.conference_id,
+        slots=availability.slots,
+        seats_held=availability.held,
+        available_slots=availability.open_to_newcomers,
+        waitlist_length=availability.waiting,
+    )
+
+
+def to_recommendation_message(recommendation: Recommendation) -> booking_pb2.Recommendation:
+    listing = recommendation.listing
+    conference = listing.conference
+    return booking_pb2.Recommendation(
+        conference=conference_pb2.Conference(
+            conference_id=conference.conference_id,
+            name=conference.name,
+            location=listing.location,
+            start=to_timestamp(conference.start),
+            end=to_timestamp(conference.end),
+            slots=conference.slots,
+            topics=list(listing.topics),
+            created_at=to_timestamp(listing.created_at),
+        ),
+        seats=to_availability_message(recommendation.seats),
+        matching_topics=list(recommendation.matching_topics),
+    )
+
+
 def outcome_message(view: BookingView) -> str:
     if view.booking.status is Status.CONFIRMED:
         return "Booking confirmed successfully"
     return f"The conference is full: you are number {view.waitlist_position} on the waitlist"
 
 
+_SERVICE = booking_pb2.DESCRIPTOR.services_by_name["BookingService"].full_name
+
+
 class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
+    """The write methods run once per `idempotency-key` when a caller sends one (confbook_common.idempotency)."""
+
     def __init__(self, unit_of_work: UnitOfWorkFactory, directory: ConferenceDirectory) -> None:
         self._uow = unit_of_work
         self._directory = directory
+        self._once = IdempotentCalls(tables.idempotency_keys)
 
     def CreateUser(self, request: booking_pb2.CreateUserRequest, context: grpc.ServicerContext) -> booking_pb2.User:
         user_id = new_user_id(request.user_id)
         topics = new_user_topics(list(request.topics))
-        return to_user_message(handlers.create_user(self._uow(), user_id, topics))
+        uow = self._uow()
+        return self._once.run(
+            uow,
+            context,
+            f"/{_SERVICE}/CreateUser",
+            request,
+            lambda: to_user_message(handlers.create_user(uow, user_id, topics)),
+            booking_pb2.User,
+        )
 
     def GetUser(self, request: booking_pb2.GetUserRequest, context: grpc.ServicerContext) -> booking_pb2.User:
         return to_user_message(handlers.get_user(self._uow(), user_id_to_find(request.user_id)))
 
     def Book(self, request: booking_pb2.BookRequest, context: grpc.ServicerContext) -> booking_pb2.BookResponse:
-        view = handlers.book(
-            self._uow(),
-            self._directory,
-            user_id=user_id_to_find(request.user_id),
-            conference_name=conference_name_to_find(request.conference_name),
-            now=utc_now(),
-        )
-        return booking_pb2.BookResponse(booking=to_booking_message(view), message=outcome_message(view))
+        user_id = user_id_to_find(request.user_id)
+        conference_name = conference_name_to_find(request.conference_name)
+        uow = self._uow()
+
+        def book() -> booking_pb2.BookResponse:
+            view = handlers.book(uow, self._directory, user_id=user_id, conference_name=conference_name, now=utc_now())
+            return booking_pb2.BookResponse(booking=to_booking_message(view), message=outcome_message(view))
+
+        return self._once.run(uow, context, f"/{_SERVICE}/Book", request, book, booking_pb2.BookResponse)
 
     def GetBooking(self, request: booking_pb2.GetBookingRequest, context: grpc.ServicerContext) -> booking_pb2.Booking:
         booking_id = validation.positive_id("booking_id", request.booking_id)
@@ -85,13 +134,29 @@ class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
         self, request: booking_pb2.ConfirmBookingRequest, context: grpc.ServicerContext
     ) -> booking_pb2.Booking:
         booking_id = validation.positive_id("booking_id", request.booking_id)
-        return to_booking_message(handlers.confirm(self._uow(), booking_id, utc_now()))
+        uow = self._uow()
+        return self._once.run(
+            uow,
+            context,
+            f"/{_SERVICE}/ConfirmBooking",
+            request,
+            lambda: to_booking_message(handlers.confirm(uow, booking_id, utc_now())),
+            booking_pb2.Booking,
+        )
 
     def CancelBooking(
         self, request: booking_pb2.CancelBookingRequest, context: grpc.ServicerContext
     ) -> booking_pb2.Booking:
         booking_id = validation.positive_id("booking_id", request.booking_id)
-        return to_booking_message(handlers.cancel(self._uow(), booking_id, utc_now()))
+        uow = self._uow()
+        return self._once.run(
+            uow,
+            context,
+            f"/{_SERVICE}/CancelBooking",
+            request,
+            lambda: to_booking_message(handlers.cancel(uow, booking_id, utc_now())),
+            booking_pb2.Booking,
+        )
 
     def ListUserBookings(
         self, request: booking_pb2.ListUserBookingsRequest, context: grpc.ServicerContext
@@ -103,11 +168,44 @@ class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
         self, request: booking_pb2.GetSeatAvailabilityRequest, context: grpc.ServicerContext
     ) -> booking_pb2.SeatAvailability:
         conference_id = validation.positive_id("conference_id", request.conference_id)
-        availability = handlers.seat_availability(self._uow(), self._directory, conference_id)
-        return booking_pb2.SeatAvailability(
-            conference_id=availability.conference_id,
-            slots=availability.slots,
-            seats_held=availability.held,
-            available_slots=availability.open_to_newcomers,
-            waitlist_length=availability.waiting,
+        return to_availability_message(handlers.seat_availability(self._uow(), self._directory, conference_id))
+
+    def ListSeatAvailability(
+        self, request: booking_pb2.ListSeatAvailabilityRequest, context: grpc.ServicerContext
+    ) -> booking_pb2.ListSeatAvailabilityResponse:
+        conference_ids = validation.ids(
+            "conference_ids", list(request.conference_ids), max_count=validation.PAGE_SIZE_MAX
+        )
+        found = handlers.seats_of(self._uow(), conference_ids)
+        return booking_pb2.ListSeatAvailabilityResponse(seats=[to_availability_message(each) for each in found])
+
+    def ChangeCapacity(
+        self, request: booking_pb2.ChangeCapacityRequest, context: grpc.ServicerContext
+    ) -> booking_pb2.SeatAvailability:
+        conference_name = conference_name_to_find(request.conference_name)
+        slots = validation.slots("slots", request.slots)
+        uow = self._uow()
+
+        def change() -> booking_pb2.SeatAvailability:
+            availability = handlers.change_capacity(
+                uow, self._directory, conference_name=conference_name, slots=slots, now=utc_now()
+            )
+            return to_availability_message(availability)
+
+        return self._once.run(
+            uow, context, f"/{_SERVICE}/ChangeCapacity", request, change, booking_pb2.SeatAvailability
+        )
+
+    def RecommendConferences(
+        self, request: booking_pb2.RecommendConferencesRequest, context: grpc.ServicerContext
+    ) -> booking_pb2.RecommendConferencesResponse:
+        found = handlers.recommend_conferences(
+            self._uow(),
+            self._directory,
+            user_id=user_id_to_find(request.user_id),
+            limit=recommendation_limit(request.limit),
+            now=utc_now(),
+        )
+        return booking_pb2.RecommendConferencesResponse(
+            recommendations=[to_recommendation_message(each) for each in found]
         )

@@ -8,6 +8,7 @@ the bookings. A status read under those locks cannot change before the commit.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from confbook.events.v1 import events_pb2
@@ -25,6 +26,7 @@ from services.booking.domain.errors import (
     ConferenceStarted,
     ConfirmationExpired,
     OverlappingBooking,
+    SlotsBelowHeld,
     UserNotFound,
 )
 from services.booking.domain.model import (
@@ -40,6 +42,7 @@ from services.booking.domain.model import (
     offer_deadline,
     seat_change,
 )
+from services.booking.domain.recommendations import Recommendation, recommend
 from services.booking.service_layer.unit_of_work import BookingUnitOfWork
 
 Reason = events_pb2.SeatReleased.Reason
@@ -70,6 +73,33 @@ def list_user_bookings(uow: BookingUnitOfWork, user_id: str) -> list[BookingView
         if uow.users.get(user_id) is None:
             raise UserNotFound(user_id)
         return uow.bookings.views_of_user(user_id)
+
+
+@retries_on_conflict
+def recommend_conferences(
+    uow: BookingUnitOfWork, directory: ConferenceDirectory, *, user_id: str, limit: int, now: datetime
+) -> list[Recommendation]:
+    """Conferences sharing the user's interests that the user can still book, best first."""
+    with uow.autocommit():
+        user = uow.users.get(user_id)
+        if user is None:
+            raise UserNotFound(user_id)
+        if not user.topics:
+            return []
+        bookings = [view.booking for view in uow.bookings.views_of_user(user_id)]
+    listings = directory.sharing_topics(user.topics)
+    with uow.autocommit():
+        ledgers = uow.seats.many(listing.conference.conference_id for listing in listings)
+    # The ledger has the current capacity; a conference not copied here yet has its first one, and
+    # nobody holding or waiting.
+    current = {
+        listing.conference.conference_id: ledgers.get(listing.conference.conference_id)
+        or Seats(conference=listing.conference, held=0)
+        for listing in listings
+    }
+    listings = [replace(each, conference=current[each.conference.conference_id].conference) for each in listings]
+    seats = {conference_id: SeatAvailability.of(ledger) for conference_id, ledger in current.items()}
+    return recommend(user_topics=user.topics, listings=listings, seats=seats, bookings=bookings, now=now, limit=limit)
 
 
 # --- a user's bookings -------------------------------------------------------------
@@ -188,13 +218,46 @@ def seat_availability(uow: BookingUnitOfWork, directory: ConferenceDirectory, co
             conference = directory.by_id(conference_id)
             uow.seats.ensure(conference)
             seats = Seats(conference=conference, held=0)
-    return SeatAvailability(
-        conference_id=conference_id,
-        slots=seats.conference.slots,
-        held=seats.held,
-        open_to_newcomers=seats.open_to_newcomers,
-        waiting=seats.waiting,
-    )
+    return SeatAvailability.of(seats)
+
+
+@retries_on_conflict
+def change_capacity(
+    uow: BookingUnitOfWork, directory: ConferenceDirectory, *, conference_name: str, slots: int, now: datetime
+) -> SeatAvailability:
+    """Set a conference's capacity: never below the seats held; new seats go to the line at once.
+
+    Under the ledger's lock, which every booking and offer takes before it counts seats,
+    so none of them can slip between the check and the change.
+    """
+    with uow.autocommit():
+        conference_id = uow.seats.id_by_name(conference_name)
+    if conference_id is None:
+        conference = directory.by_name(conference_name)
+        with uow.autocommit():
+            uow.seats.ensure(conference)
+        conference_id = conference.conference_id
+    with uow:
+        seats = uow.seats.lock([conference_id])[conference_id]
+        if seats.conference.has_started(now):
+            raise ConferenceStarted(seats.conference.name)
+        if slots < seats.held:
+            raise SlotsBelowHeld(seats.conference.name, slots, seats.held)
+        uow.seats.set_slots(conference_id, slots)
+        changed = replace(seats, conference=replace(seats.conference, slots=slots))
+        if changed.free > seats.free and seats.waiting:
+            # The new seats belong to the line, like a freed one: the waitlist service offers them.
+            uow.outbox.add(events_pb2.SeatReleased(conference_id=conference_id, reason=Reason.REASON_CAPACITY_RAISED))
+        uow.commit()
+    return SeatAvailability.of(changed)
+
+
+@retries_on_conflict
+def seats_of(uow: BookingUnitOfWork, conference_ids: Sequence[int]) -> list[SeatAvailability]:
+    """The ledgers of those conferences copied here; the others still have their first capacity."""
+    with uow.autocommit():
+        ledgers = uow.seats.many(conference_ids)
+    return [SeatAvailability.of(ledgers[each]) for each in conference_ids if each in ledgers]
 
 
 # --- promotion (called by the waitlist service) ------------------------------------

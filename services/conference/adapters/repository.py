@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from confbook_common.db import violated_constraint
 from services.conference.adapters.tables import conferences
 from services.conference.domain.errors import ConferenceNameTaken
-from services.conference.domain.model import Conference, NewConference, name_key
+from services.conference.domain.model import Conference, NewConference, name_key, topic_key
 
 
 def _to_conference(row: Row) -> Conference:
@@ -43,6 +43,7 @@ class ConferenceRepository:
                     end_at=new.end,
                     slots=new.slots,
                     topics=list(new.topics),
+                    topic_keys=[topic_key(topic) for topic in new.topics],
                 )
                 .returning(conferences)
             ).one()
@@ -68,6 +69,17 @@ class ConferenceRepository:
                 tuple_(conferences.c.start_at, conferences.c.conference_id) > tuple_(*map(literal, after))
             )
         return [_to_conference(row) for row in self._connection.execute(query)]
+
+    def sharing_topics(self, topics: Sequence[str], now: datetime, limit: int) -> list[Conference]:
+        """Conferences not started at `now` with at least one of `topics` (ignoring case), by start."""
+        keys = [topic_key(topic) for topic in topics]
+        rows = self._connection.execute(
+            select(conferences)
+            .where(conferences.c.topic_keys.overlap(keys), conferences.c.start_at > now)
+            .order_by(conferences.c.start_at, conferences.c.conference_id)
+            .limit(limit)
+        )
+        return [_to_conference(row) for row in rows]
 
     def lock_unannounced_started(self, now: datetime, limit: int) -> Sequence[Conference]:
         """Started conferences whose start is not announced yet, locked; replicas skip each other's."""

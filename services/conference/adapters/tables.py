@@ -16,7 +16,9 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects import postgresql
 
+from confbook_common.idempotency import idempotency_keys_table
 from confbook_common.messaging.outbox import outbox_table
 from services.conference.config import SCHEMA
 
@@ -33,6 +35,8 @@ conferences = Table(
     Column("end_at", DateTime(timezone=True), nullable=False),
     Column("slots", Integer, nullable=False),
     Column("topics", ARRAY(Text), nullable=False),
+    # The topics casefolded (validation.topic_key), for finding conferences by interest.
+    Column("topic_keys", postgresql.ARRAY(Text), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # Set once the ConferenceStarted event is in the outbox.
     Column("start_announced_at", DateTime(timezone=True)),
@@ -42,6 +46,8 @@ conferences = Table(
     CheckConstraint("slots > 0", name="conference_has_slots"),
     Index("conferences_by_start", "start_at", "conference_id"),
     Index("conferences_to_announce", "start_at", postgresql_where=text("start_announced_at IS NULL")),
+    Index("conferences_by_topic", "topic_keys", postgresql_using="gin"),
 )
 
 outbox = outbox_table(metadata)
+idempotency_keys = idempotency_keys_table(metadata)

@@ -29,6 +29,14 @@ class Conference(NewConference):
 
 
 name_key = validation.conference_name_key
+topic_key = validation.topic_key
+
+
+def interests(topics: Sequence[str]) -> tuple[str, ...]:
+    """Validate the topics to find conferences by: 1 to 50, like a user's."""
+    if not topics:
+        raise InvalidInput("topics", "at least one topic is required")
+    return tuple(validation.topics("topics", topics, max_count=validation.USER_TOPICS_MAX))
 
 
 def new_conference(

@@ -7,8 +7,10 @@ import grpc
 from confbook.conference.v1 import conference_pb2, conference_pb2_grpc
 from confbook_common import validation
 from confbook_common.errors import InvalidInput
+from confbook_common.idempotency import IdempotentCalls
 from confbook_common.timestamps import to_timestamp, utc_now
-from services.conference.domain.model import Conference, new_conference
+from services.conference.adapters import tables
+from services.conference.domain.model import Conference, interests, new_conference
 from services.conference.service_layer import handlers
 from services.conference.service_layer.unit_of_work import UnitOfWorkFactory
 
@@ -26,9 +28,15 @@ def to_message(conference: Conference) -> conference_pb2.Conference:
     )
 
 
+_SERVICE = conference_pb2.DESCRIPTOR.services_by_name["ConferenceService"].full_name
+
+
 class ConferenceServicer(conference_pb2_grpc.ConferenceServiceServicer):
+    """CreateConference runs once per `idempotency-key` when a caller sends one (confbook_common.idempotency)."""
+
     def __init__(self, unit_of_work: UnitOfWorkFactory) -> None:
         self._uow = unit_of_work
+        self._once = IdempotentCalls(tables.idempotency_keys)
 
     def CreateConference(
         self, request: conference_pb2.CreateConferenceRequest, context: grpc.ServicerContext
@@ -42,7 +50,15 @@ class ConferenceServicer(conference_pb2_grpc.ConferenceServiceServicer):
             topics=list(request.topics),
             now=utc_now(),
         )
-        return to_message(handlers.create_conference(self._uow(), new))
+        uow = self._uow()
+        return self._once.run(
+            uow,
+            context,
+            f"/{_SERVICE}/CreateConference",
+            request,
+            lambda: to_message(handlers.create_conference(uow, new)),
+            conference_pb2.Conference,
+        )
 
     def GetConference(
         self, request: conference_pb2.GetConferenceRequest, context: grpc.ServicerContext
@@ -63,3 +79,10 @@ class ConferenceServicer(conference_pb2_grpc.ConferenceServiceServicer):
         return conference_pb2.ListConferencesResponse(
             conferences=[to_message(c) for c in page.conferences], next_page_token=page.next_token
         )
+
+    def FindConferencesByTopics(
+        self, request: conference_pb2.FindConferencesByTopicsRequest, context: grpc.ServicerContext
+    ) -> conference_pb2.FindConferencesByTopicsResponse:
+        topics = interests(list(request.topics))
+        found = handlers.conferences_sharing_topics(self._uow(), topics, utc_now())
+        return conference_pb2.FindConferencesByTopicsResponse(conferences=[to_message(c) for c in found])

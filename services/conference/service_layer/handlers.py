@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,6 +17,8 @@ from services.conference.domain.model import Conference, NewConference
 from services.conference.service_layer.unit_of_work import ConferenceUnitOfWork
 
 DEFAULT_PAGE_SIZE = 50
+# Enough for any real interest profile; the booking service ranks what it gets.
+MAX_CONFERENCES_BY_TOPICS = 1000
 
 
 def create_conference(uow: ConferenceUnitOfWork, new: NewConference) -> Conference:
@@ -73,6 +76,11 @@ def list_conferences(uow: ConferenceUnitOfWork, page_size: int, page_token: str)
     page = found[:limit]
     next_token = _encode_token(page[-1]) if len(found) > limit else ""
     return Page(conferences=page, next_token=next_token)
+
+
+def conferences_sharing_topics(uow: ConferenceUnitOfWork, topics: Sequence[str], now: datetime) -> list[Conference]:
+    with uow:
+        return uow.conferences.sharing_topics(topics, now, MAX_CONFERENCES_BY_TOPICS)
 
 
 def announce_started(uow: ConferenceUnitOfWork, now: datetime, batch: int = 100) -> int:

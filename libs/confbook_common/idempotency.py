@@ -1,0 +1,227 @@
+"""Safe retries: a write method called with an idempotency key runs once; a retry gets the first answer.
+
+The key's row is written in the same transaction as the effect (docs/adr/0014): a crash
+before the commit leaves neither, after it both, so a retry after a lost answer replays it.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+import grpc
+from google.protobuf.message import Message
+from google.rpc import status_pb2
+from grpc_status import rpc_status
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+)
+
+from confbook_common import validation
+from confbook_common.db import SqlUnitOfWork, retry_on_conflict
+from confbook_common.errors import Conflict, DomainError, RecordedRefusal, Unprocessable
+from confbook_common.rpc.errors import status_message_for
+from confbook_common.timestamps import utc_now
+from confbook_common.worker import Worker
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Response = TypeVar("Response", bound=Message)
+
+KEY_METADATA = "idempotency-key"
+# What the gateway adds of the HTTP request (method, path, canonical JSON body), hashed.
+HTTP_FINGERPRINT_METADATA = "idempotency-http-fingerprint"
+REPLAYED_METADATA = "idempotent-replayed"
+KEY_LIFETIME = timedelta(hours=24)
+
+
+class RequestInProgress(Conflict):
+    code = "REQUEST_IN_PROGRESS"
+
+    def __init__(self) -> None:
+        super().__init__("a request with this Idempotency-Key is still being processed; retry shortly")
+
+
+class KeyReused(Unprocessable):
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+    def __init__(self) -> None:
+        super().__init__("this Idempotency-Key was used for a different request (method, path or body)")
+
+
+def idempotency_keys_table(metadata: MetaData) -> Table:
+    """The keys of one service's write methods, in the schema of `metadata` (migrations create it)."""
+    return Table(
+        "idempotency_keys",
+        metadata,
+        Column("key", Text, primary_key=True),
+        Column("fingerprint", Text, nullable=False),
+        # The answer: a serialized response message, or for a refusal its gRPC code and google.rpc.Status.
+        Column("response", LargeBinary),
+        Column("error_code", Integer),
+        Column("error_status", LargeBinary),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_metadata")), grpc.Status):
+    """A status as gRPC's abort takes it (grpc_status builds its own the same way)."""
+
+
+def _metadata_value(context: grpc.ServicerContext, name: str) -> str | None:
+    value = next((value for key, value in context.invocation_metadata() if key == name), None)
+    return value if isinstance(value, str) else None
+
+
+def fingerprint(method: str, request: Message, http_fingerprint: str | None) -> str:
+    """What makes two requests with one key the same request."""
+    digest = hashlib.sha256(method.encode())
+    digest.update(b"\0" + request.SerializeToString(deterministic=True))
+    digest.update(b"\0" + (http_fingerprint or "").encode())
+    return digest.hexdigest()
+
+
+class IdempotentCalls:
+    """Runs a service's write methods once per idempotency key, over its `idempotency_keys` table."""
+
+    def __init__(self, table: Table) -> None:
+        self._table = table
+        # Advisory locks are database-wide: the schema keeps two services' equal keys apart.
+        self._namespace = f"{table.schema}:"
+
+    def run(
+        self,
+        uow: SqlUnitOfWork,
+        context: grpc.ServicerContext,
+        method: str,
+        request: Message,
+        work: Callable[[], Response],
+        response_type: type[Response],
+    ) -> Response:
+        """`work()` (a use case on `uow`, and encoding its answer), at most once per key.
+
+        Without a key this is just `work()`: the fast path stays as it is.
+        """
+        sent = _metadata_value(context, KEY_METADATA)
+        if sent is None:
+            return work()
+        key = validation.idempotency_key("idempotency-key", sent)
+        request_fingerprint = fingerprint(method, request, _metadata_value(context, HTTP_FINGERPRINT_METADATA))
+        replay, response = retry_on_conflict(lambda: self._run_once(uow, key, request_fingerprint, work, response_type))
+        if replay:
+            context.set_trailing_metadata(((REPLAYED_METADATA, "true"),))
+        return response
+
+    def _run_once(
+        self,
+        uow: SqlUnitOfWork,
+        key: str,
+        request_fingerprint: str,
+        work: Callable[[], Response],
+        response_type: type[Response],
+    ) -> tuple[bool, Response]:
+        refusal: DomainError | None = None
+        with uow.one_transaction() as connection:
+            locked = connection.execute(
+                text("SELECT pg_try_advisory_xact_lock(hashtextextended(:key, 0))"),
+                {"key": self._namespace + key},
+            ).scalar()
+            if not locked:
+                raise RequestInProgress()
+            row = connection.execute(
+                select(self._table).where(
+                    self._table.c.key == key, self._table.c.created_at > func.now() - KEY_LIFETIME
+                )
+            ).first()
+            if row is not None:
+                if row.fingerprint != request_fingerprint:
+                    raise KeyReused()
+                if row.response is None:
+                    raise RecordedRefusal(_replayed_status(row.error_status))
+                return True, response_type.FromString(row.response)
+            # An expired key is free again.
+            connection.execute(delete(self._table).where(self._table.c.key == key))
+            savepoint = connection.begin_nested()
+            try:
+                response = work()
+            except DomainError as error:
+                # A refusal changed nothing; it is the answer, and a retry gets it again.
+                savepoint.rollback()
+                refusal = error
+                status = status_message_for(error)
+                connection.execute(
+                    insert(self._table).values(
+                        key=key,
+                        fingerprint=request_fingerprint,
+                        error_code=status.code,
+                        error_status=status.SerializeToString(),
+                    )
+                )
+            else:
+                savepoint.commit()
+                connection.execute(
+                    insert(self._table).values(
+                        key=key, fingerprint=request_fingerprint, response=response.SerializeToString()
+                    )
+                )
+        if refusal is not None:
+            raise refusal
+        return False, response
+
+
+def _replayed_status(serialized: bytes) -> grpc.Status:
+    status = rpc_status.to_status(status_pb2.Status.FromString(serialized))
+    return _Status(
+        code=status.code,
+        details=status.details,
+        trailing_metadata=(*status.trailing_metadata, (REPLAYED_METADATA, "true")),
+    )
+
+
+def purge_expired(engine_connect: Callable[[], Connection], table: Table, now: datetime, batch: int = 1000) -> int:
+    """Forget keys past their lifetime, a batch at a time; returns how many went."""
+    with engine_connect() as connection, connection.begin():
+        expired = (
+            select(table.c.key)
+            .where(table.c.created_at <= now - KEY_LIFETIME)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
+        result = connection.execute(delete(table).where(table.c.key.in_(expired.scalar_subquery())))
+        return result.rowcount or 0
+
+
+class ExpiredKeyPurger(Worker):
+    """Deletes idempotency keys older than their lifetime (lookups already ignore them)."""
+
+    INTERVAL_SECONDS = 60.0
+
+    def __init__(self, engine_connect: Callable[[], Connection], table: Table) -> None:
+        super().__init__(name=f"idempotency-purge-{table.schema}")
+        self._connect = engine_connect
+        self._table = table
+
+    def loop(self) -> None:
+        while not self.stopping.is_set():
+            purged = purge_expired(self._connect, self._table, utc_now())
+            if purged:
+                log.info("purged %d expired idempotency keys", purged)
+                continue
+            self.stopping.wait(self.INTERVAL_SECONDS)
