@@ -47,6 +47,7 @@ def test_each_move_records_one_event_with_its_reason(uow, directory, new_user, t
     second = book(uow, directory, new_user(), conference, now).booking.booking_id
     handlers.cancel(uow(), first, now)
     [offer] = handlers.offer_free_seats(uow(), conference.conference_id, now, WINDOW)
+    assert offer.offer_deadline is not None
     handlers.expire_offer(uow(), second, offer.offer_deadline + timedelta(seconds=1))
     handlers.offer_free_seats(uow(), conference.conference_id, now, WINDOW)
     handlers.confirm(uow(), second, now)
@@ -112,11 +113,14 @@ def test_event_ids_are_distinct_and_resuming_starts_after_the_named_event(uow, d
     handlers.cancel(uow(), booking_id, now)
     first, second = history(uow, booking_id)
     assert first.event_id != second.event_id
-    view, after = handlers.watch_from(uow(), booking_id, first.event_id)
-    assert view.booking.status is Status.CANCELED
-    assert [event.event_id for event in handlers.changes_after(uow(), booking_id, after)] == [second.event_id]
-    _, latest = handlers.watch_from(uow(), booking_id, None)
-    assert handlers.changes_after(uow(), booking_id, latest) == []
+    resumed = handlers.watch_from(uow(), booking_id, first.event_id)
+    assert resumed.view.booking.status is Status.CANCELED
+    assert resumed.latest_event_id == second.event_id
+    changes = handlers.changes_after(uow(), booking_id, resumed.after_sequence)
+    assert [event.event_id for event in changes] == [second.event_id]
+    fresh = handlers.watch_from(uow(), booking_id, None)
+    assert fresh.latest_event_id == second.event_id
+    assert handlers.changes_after(uow(), booking_id, fresh.after_sequence) == []
     with uow() as unit:
         ids = unit.connection.execute(
             select(tables.booking_events.c.event_id).where(tables.booking_events.c.booking_id == booking_id)

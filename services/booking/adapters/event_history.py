@@ -46,12 +46,15 @@ _SEQUENCE_OF = select(booking_events.c.sequence).where(
     booking_events.c.booking_id == bindparam("booking_id"), booking_events.c.event_id == bindparam("event_id")
 )
 
-# The sequence of a booking's latest event (0 if none), as a column of a query over bookings.
-LATEST_SEQUENCE = (
-    select(func.coalesce(func.max(booking_events.c.sequence), 0))
+# The sequence and id of a booking's latest event, as columns of a query over bookings.
+_LATEST = (
+    select(booking_events)
     .where(booking_events.c.booking_id == bookings.c.booking_id)
-    .scalar_subquery()
+    .order_by(booking_events.c.sequence.desc())
+    .limit(1)
 )
+LATEST_SEQUENCE = func.coalesce(_LATEST.with_only_columns(booking_events.c.sequence).scalar_subquery(), 0)
+LATEST_EVENT_ID = _LATEST.with_only_columns(booking_events.c.event_id).scalar_subquery()
 
 
 def to_event(row: Row) -> BookingEvent:

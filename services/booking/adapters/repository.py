@@ -19,7 +19,7 @@ from sqlalchemy.sql import Select
 
 from confbook_common.db import violated_constraint
 from confbook_common.validation import conference_name_key
-from services.booking.adapters.event_history import LATEST_SEQUENCE
+from services.booking.adapters.event_history import LATEST_EVENT_ID, LATEST_SEQUENCE
 from services.booking.adapters.tables import SCHEMA, bookings, conference_seats, users
 from services.booking.domain.errors import AlreadyBooked, OverlappingBooking, UserExists
 from services.booking.domain.events import ChangeReason
@@ -170,7 +170,9 @@ def _booking_query() -> Select:
 _BOOKING_BY_ID = _booking_query().where(bookings.c.booking_id == bindparam("booking_id"))
 _BOOKING_BY_ID_LOCKED = _BOOKING_BY_ID.with_for_update(of=bookings)
 _VIEW_BY_ID = _BOOKING_BY_ID.add_columns(_waitlist_position().label("position"))
-_VIEW_AND_LATEST_EVENT = _VIEW_BY_ID.add_columns(LATEST_SEQUENCE.label("latest_event"))
+_VIEW_AND_LATEST_EVENT = _VIEW_BY_ID.add_columns(
+    LATEST_SEQUENCE.label("latest_sequence"), LATEST_EVENT_ID.label("latest_event_id")
+)
 
 
 def _to_booking(row: Row) -> Booking:
@@ -199,10 +201,14 @@ class BookingRepository:
         row = self._connection.execute(_VIEW_BY_ID, {"booking_id": booking_id}).first()
         return BookingView(_to_booking(row), row.position) if row else None
 
-    def view_and_latest_event(self, booking_id: int) -> tuple[BookingView, int] | None:
-        """The booking now and the sequence of the last event it reflects, read in one snapshot."""
+    def view_and_latest_event(self, booking_id: int) -> tuple[BookingView, int, str | None] | None:
+        """The booking now, and the sequence and id of the last event it reflects (0, None: no event
+        recorded), read in one snapshot."""
         row = self._connection.execute(_VIEW_AND_LATEST_EVENT, {"booking_id": booking_id}).first()
-        return (BookingView(_to_booking(row), row.position), row.latest_event) if row else None
+        if row is None:
+            return None
+        latest_id = str(row.latest_event_id) if row.latest_event_id is not None else None
+        return BookingView(_to_booking(row), row.position), row.latest_sequence, latest_id
 
     def views_of_user(self, user_id: str) -> list[BookingView]:
         rows = self._connection.execute(

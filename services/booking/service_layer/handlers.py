@@ -8,6 +8,7 @@ the bookings. A status read under those locks cannot change before the commit.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from confbook.events.v1 import events_pb2
@@ -359,8 +360,15 @@ _OFFER_OUTCOMES = {
 # --- watching a booking --------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class WatchStart:
+    view: BookingView  # the booking now
+    latest_event_id: str | None  # the last change it reflects (None: none recorded)
+    after_sequence: int  # the changes to send are those recorded after this point
+
+
 @retries_on_conflict
-def watch_from(uow: BookingUnitOfWork, booking_id: int, after_event_id: str | None) -> tuple[BookingView, int]:
+def watch_from(uow: BookingUnitOfWork, booking_id: int, after_event_id: str | None) -> WatchStart:
     """The booking now, and the point in its history the changes to send start after.
 
     Without `after_event_id`, that is the last event the booking now reflects;
@@ -370,13 +378,13 @@ def watch_from(uow: BookingUnitOfWork, booking_id: int, after_event_id: str | No
         found = uow.bookings.view_and_latest_event(booking_id)
         if found is None:
             raise BookingNotFound(booking_id)
-        view, latest = found
+        view, latest_sequence, latest_id = found
         if after_event_id is None:
-            return view, latest
+            return WatchStart(view, latest_id, latest_sequence)
         sequence = uow.events.sequence_of(booking_id, after_event_id)
         if sequence is None:
             raise UnknownEvent(booking_id, after_event_id)
-        return view, sequence
+        return WatchStart(view, latest_id, sequence)
 
 
 @retries_on_conflict

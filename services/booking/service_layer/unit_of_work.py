@@ -9,6 +9,7 @@ from confbook_common.messaging.outbox import Outbox
 from services.booking.adapters import tables
 from services.booking.adapters.event_history import EventHistory
 from services.booking.adapters.repository import BookingRepository, SeatLedger, UserRepository
+from services.booking.adapters.webhook_store import WebhookStore
 
 
 class BookingUnitOfWork(SqlUnitOfWork):
@@ -17,6 +18,7 @@ class BookingUnitOfWork(SqlUnitOfWork):
     bookings: BookingRepository
     outbox: Outbox
     events: EventHistory
+    webhooks: WebhookStore
 
     def _open_repositories(self, connection: Connection) -> None:
         self.users = UserRepository(connection)
@@ -24,6 +26,7 @@ class BookingUnitOfWork(SqlUnitOfWork):
         self.bookings = BookingRepository(connection, self.seats)
         self.outbox = Outbox(connection, tables.outbox)
         self.events = EventHistory(connection)
+        self.webhooks = WebhookStore(connection)
 
 
 UnitOfWorkFactory = Callable[[], BookingUnitOfWork]
