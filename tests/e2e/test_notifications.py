@@ -136,8 +136,9 @@ def test_a_slow_or_failing_receiver_delays_neither_bookings_nor_other_receivers(
         assert api.cancel(holder).status_code == 200
         assert time.monotonic() - booking_started < 0.5
         events = [json.loads(r.body)["type"] for r in fast.wait_for(3, timeout=5)]
-        assert events == ["booking.waitlisted", "booking.canceled", "booking.offered"]
-        assert fast.received[2].at - started < 2.5  # not behind the slow one's answer
+        # Several sender processes may each take one: at least once, in no promised order.
+        assert sorted(events) == ["booking.canceled", "booking.offered", "booking.waitlisted"]
+        assert max(r.at for r in fast.received[:3]) - started < 2.5  # not behind the slow one's answer
         failing.wait_for(2, timeout=5)  # tried, and tried again
     finally:
         for receiver in (slow, failing, fast):

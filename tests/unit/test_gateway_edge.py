@@ -37,14 +37,15 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 
 def test_every_405_names_the_methods_the_path_allows(app, client):
     checked = 0
-    for route in app.router.routes:
-        if not isinstance(route, Route) or not route.methods:
-            continue
+    routes = [route for route in app.router.routes if isinstance(route, Route) and route.methods]
+    for route in routes:
+        # A path may be served by several routes (GET and POST /webhooks): all their methods are allowed.
+        allowed = {method for other in routes if other.path == route.path for method in other.methods or ()}
         path = route.path.replace("{name}", "x").replace("{user_id}", "x").replace("{booking_id}", "1")
-        for method in METHODS - route.methods:
+        for method in METHODS - allowed:
             response = client.request(method, path)
             assert response.status_code == 405, (method, path)
-            assert set(response.headers["allow"].split(", ")) == route.methods, (method, path)
+            assert set(response.headers["allow"].split(", ")) == allowed, (method, path)
             assert response.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
             checked += 1
     assert checked > 30
