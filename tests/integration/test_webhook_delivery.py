@@ -167,3 +167,25 @@ def test_with_the_setting_internal_addresses_are_refused_on_subscribing_and_befo
     finally:
         sender.stop()
         sender.join(5)
+
+
+def test_a_sender_stopped_mid_delivery_gives_back_what_it_had_not_finished(
+    uow, directory, new_user, tomorrow, senders, subscribed
+):
+    receiver = WebhookReceiver(delay=1.0).start()
+    try:
+        conference, webhook = subscribed(receiver.url)
+        first = senders()
+        for _ in range(3):
+            book(uow, directory, new_user(), conference, tomorrow)
+        receiver.wait_for(1, timeout=5)  # the first is being answered, slowly
+        first.stop()
+        first.join(5)
+        assert len(receiver.answered_2xx) <= 1
+        receiver.delay = 0
+        senders()  # well within the lease the first sender held them for
+        receiver.wait_for(3, timeout=5, accepted=True)
+        delivered = {json.loads(arrival.body)["id"] for arrival in receiver.answered_2xx}
+        assert len(delivered) == 3
+    finally:
+        receiver.stop()

@@ -213,6 +213,14 @@ class WebhookStore:
             .values(failures=webhooks.c.failures + 1, retry_at=retry_at)
         )
 
+    def release(self, delivery_ids: Sequence[int]) -> None:
+        """Give claimed deliveries back unsent (the sender is stopping): due again at once, no try counted."""
+        self._connection.execute(
+            update(webhook_deliveries)
+            .where(webhook_deliveries.c.delivery_id.in_(list(delivery_ids)))
+            .values(due_at=func.now(), attempts=webhook_deliveries.c.attempts - 1)
+        )
+
     def pending_count(self, webhook_id: str) -> int:
         return self._connection.execute(
             select(func.count())

@@ -56,7 +56,7 @@ class WebhookSender(Worker):
         refuse_internal_addresses: bool,
         poll_seconds: float = 0.5,
         max_receivers: int = 100,
-        batch_size: int = 20,
+        batch_size: int = 10,
     ) -> None:
         super().__init__(name="webhook-sender")
         self._uow = unit_of_work
@@ -154,28 +154,38 @@ class WebhookSender(Worker):
                 )
                 if not claimed:
                     return
-                for index, (delivery, event) in enumerate(claimed):
-                    error = await self._send(client, receiver, event)
-                    if error is None:
+                sent = 0
+                try:
+                    for delivery, event in claimed:
+                        error = await self._send(client, receiver, event)
+                        sent += 1
+                        if error is not None:
+                            log.info(
+                                "webhook %s: delivery %d failed: %s", receiver.webhook_id, delivery.delivery_id, error
+                            )
+                            unsent = [later.delivery_id for later, _ in claimed[sent:]]
+                            await asyncio.to_thread(
+                                steps.record_failed,
+                                self._uow(),
+                                receiver,
+                                delivery,
+                                error,
+                                policy=self._policy,
+                                now=utc_now(),
+                                unsent=unsent,
+                            )
+                            return
                         await asyncio.to_thread(
                             steps.record_delivered, self._uow(), receiver.webhook_id, delivery.delivery_id
                         )
                         if receiver.failures:
                             receiver = Receiver(receiver.webhook_id, receiver.url, receiver.secret, 0)
-                        continue
-                    log.info("webhook %s: delivery %d failed: %s", receiver.webhook_id, delivery.delivery_id, error)
-                    unsent = [later.delivery_id for later, _ in claimed[index + 1 :]]
-                    await asyncio.to_thread(
-                        steps.record_failed,
-                        self._uow(),
-                        receiver,
-                        delivery,
-                        error,
-                        policy=self._policy,
-                        now=utc_now(),
-                        unsent=unsent,
-                    )
-                    return
+                except asyncio.CancelledError:
+                    # Stopping: what was claimed and not yet tried is due again at once, not after its lease.
+                    untried = [later.delivery_id for later, _ in claimed[sent:]]
+                    if untried:
+                        await asyncio.shield(asyncio.to_thread(steps.release_deliveries, self._uow(), untried))
+                    raise
         except Exception:  # noqa: BLE001 - one receiver's trouble must not stop the others
             log.warning("webhook %s: sending stopped; its deliveries come back when their lease ends",
                         receiver.webhook_id, exc_info=True)  # fmt: skip

@@ -85,6 +85,13 @@ def claim_deliveries(
 
 
 @retries_on_conflict
+def release_deliveries(uow: BookingUnitOfWork, delivery_ids: Sequence[int]) -> None:
+    with uow:
+        uow.webhooks.release(delivery_ids)
+        uow.commit()
+
+
+@retries_on_conflict
 def record_delivered(uow: BookingUnitOfWork, webhook_id: str, delivery_id: int) -> None:
     with uow:
         uow.webhooks.delivered(webhook_id, delivery_id)
