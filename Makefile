@@ -107,7 +107,7 @@ fmt: install ## Format and fix what ruff can
 	$(VENV)/bin/ruff check --fix .
 
 .PHONY: bench
-bench: install system-deps ## The HTTP API under wrk beside ceilings from the same run, and the waitlist's delays
+bench: install system-deps ## The HTTP API under wrk beside ceilings from the same run, the waitlist's delays, and cancel-to-told (webhook, stream)
 	$(VENV_PY) -m scripts.bench $(BENCH_ARGS)
 
 .PHONY: soak

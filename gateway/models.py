@@ -102,6 +102,45 @@ UserIdToFind = Annotated[
 ]
 
 
+ConferenceToFind = Annotated[
+    StrictStr, checked("conference", validation.NAME_LOOKUP), documented(validation.NAME_LOOKUP)
+]
+WebhookUrl = Annotated[
+    StrictStr,
+    checked("url", validation.webhook_url),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": validation.WEBHOOK_URL_MAX_LENGTH,
+            "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s]+$",
+            "description": "an absolute http or https URL with a host",
+        }
+    ),
+]
+EventTypes = Annotated[
+    list[StrictStr],
+    checked("events", validation.event_types),
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {"type": "string", "enum": list(validation.BOOKING_EVENT_TYPES)},
+            "uniqueItems": True,
+            "description": "the event types to receive; left out, null or empty: all of them",
+        }
+    ),
+]
+WebhookIdInPath = Annotated[
+    StrictStr,
+    checked("webhook_id", validation.uuid_text),
+    WithJsonSchema({"type": "string", "format": "uuid", "maxLength": validation.UUID_LENGTH}),
+]
+LastEventId = Annotated[
+    StrictStr,
+    checked("Last-Event-ID", validation.uuid_text),
+    WithJsonSchema({"type": "string", "format": "uuid", "maxLength": validation.UUID_LENGTH}),
+]
+
+
 class Request(BaseModel):
     model_config = ConfigDict(strict=True)
 
@@ -200,6 +239,31 @@ class BookingChange(BookingOut):
 class UserBookings(BaseModel):
     user_id: str
     bookings: list[BookingOut]
+
+
+class NewWebhook(Request):
+    url: WebhookUrl = Field(examples=["https://example.com/hooks/confbook"])
+    events: EventTypes | None = Field(default=None, examples=[["booking.offered"]])
+    conference: ConferenceToFind | None = Field(
+        default=None, description="only this conference's bookings; left out or null: every conference"
+    )
+
+
+class WebhookOut(BaseModel):
+    webhook_id: str
+    url: str
+    events: list[str]
+    conference: str | None
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(
+        description="whsec_ and the base64 of the key that signs deliveries (Standard Webhooks); shown only now"
+    )
+
+
+class WebhookList(BaseModel):
+    webhooks: list[WebhookOut]
 
 
 class ErrorDetail(BaseModel):

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, cast
 
 import grpc
-from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 from grpc_health.v1 import health_pb2
 
 from confbook.booking.v1 import booking_pb2
 from confbook.conference.v1 import conference_pb2
 from confbook_common import validation
+from confbook_common.booking_json import booking_json, event_json
 from confbook_common.timestamps import to_timestamp
-from gateway import models
+from gateway import errors, models
 from gateway.clients import ServiceClients
 from gateway.errors import REPLAYED_HEADER
 from gateway.retries import RetryOf, answer
@@ -84,22 +87,8 @@ async def _with_availability(clients: Clients, conference: conference_pb2.Confer
     return _conference_out(conference, seats)
 
 
-def _status(status: booking_pb2.BookingStatus.ValueType) -> models.Status:
-    return booking_pb2.BookingStatus.Name(status).removeprefix("BOOKING_STATUS_")  # type: ignore[return-value]
-
-
 def _booking(booking: booking_pb2.Booking) -> models.BookingOut:
-    return models.BookingOut(
-        booking_id=booking.booking_id,
-        status=_status(booking.status),
-        conference_name=booking.conference_name,
-        user_id=booking.user_id,
-        can_confirm=booking.can_confirm,
-        confirmation_deadline=(
-            format_utc(booking.confirmation_deadline) if booking.HasField("confirmation_deadline") else None
-        ),
-        waitlist_position=booking.waitlist_position if booking.HasField("waitlist_position") else None,
-    )
+    return models.BookingOut(**booking_json(booking))
 
 
 # --- conferences ---------------------------------------------------------------
@@ -287,6 +276,132 @@ async def cancel(body: models.BookingRef, clients: Clients, retry: RetryOf, resp
     )
     booking: booking_pb2.Booking = await answer(call, response)
     return models.BookingChange(**_booking(booking).model_dump(), message="Booking canceled")
+
+
+# A comment line this often keeps an idle stream's connection (and any proxy on the way) open.
+SSE_KEEPALIVE_SECONDS = 15.0
+# What a browser's EventSource waits before reconnecting (with Last-Event-ID) once a stream ends.
+SSE_RETRY_MILLISECONDS = 1000
+# What read() returns once a stream has ended (missing from grpc's type stubs).
+_END_OF_STREAM: object = grpc.aio.EOF  # type: ignore[attr-defined]
+
+
+def _sse_frame(event: str, data: dict[str, Any], event_id: str | None = None) -> bytes:
+    lines = [f"event: {event}"]
+    if event_id:
+        lines.append(f"id: {event_id}")
+    lines.append(f"data: {json.dumps(data, separators=(',', ':'))}")
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+async def _sse_stream(
+    call: grpc.aio.UnaryStreamCall[booking_pb2.WatchBookingRequest, booking_pb2.BookingUpdate],
+    first: booking_pb2.BookingUpdate,
+    resumed: bool,
+) -> AsyncIterator[bytes]:
+    """The watch as Server-Sent Events; the call is canceled as soon as the client goes away.
+
+    A new watch starts with the booking now, whose id is that of the last change it reflects;
+    a resumed one (Last-Event-ID) goes straight on with the changes after the client's last.
+    Either way each id sent is a point in the booking's history with nothing missed before it.
+    """
+    pending: asyncio.Future[Any] | None = None
+    try:
+        yield f"retry: {SSE_RETRY_MILLISECONDS}\n\n".encode()
+        if not resumed:
+            yield _sse_frame("booking", booking_json(first.booking), first.latest_event_id or None)
+        while True:
+            pending = asyncio.ensure_future(call.read())
+            # Waiting on the read without canceling it: a canceled read would end the call.
+            while not (await asyncio.wait({pending}, timeout=SSE_KEEPALIVE_SECONDS))[0]:
+                yield b": keep-alive\n\n"
+            update = pending.result()
+            if update is _END_OF_STREAM:
+                return  # the watch reached its lifetime; the client reconnects with Last-Event-ID
+            body = event_json(update.event)
+            yield _sse_frame(update.event.type, body, update.event.event_id)
+    except grpc.aio.AioRpcError:
+        return  # the service went away mid-stream: ending it makes the client reconnect and resume
+    finally:
+        call.cancel()
+        if pending is not None and not pending.done():
+            pending.cancel()
+
+
+@router.get(
+    "/booking/{booking_id}/events",
+    responses={**ERRORS, 200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
+    response_class=StreamingResponse,
+    tags=["bookings"],
+)
+async def watch_booking(
+    booking_id: BookingIdInPath,
+    clients: Clients,
+    last_event_id: Annotated[models.LastEventId | None, Header(alias="Last-Event-ID")] = None,
+) -> StreamingResponse:
+    """The booking now (event `booking`), then one event per change (`booking.offered`, ...), each with
+    `id:` its event id. With `Last-Event-ID`, the changes after that event (no `booking` first)."""
+    call = clients.bookings.WatchBooking(
+        booking_pb2.WatchBookingRequest(booking_id=booking_id, after_event_id=last_event_id or ""),
+        metadata=clients.metadata(),
+    )
+    try:
+        # The first message is the booking now, or the call fails (404 for an unknown booking) before any
+        # byte of the stream is sent.
+        first = await call.read()
+    except BaseException:
+        call.cancel()
+        raise
+    if first is _END_OF_STREAM:  # only if the service ended the call at once, as when shutting down
+        call.cancel()
+        raise errors.ApiError(503, "SERVICE_UNAVAILABLE", "the booking service is shutting down, try again")
+    return StreamingResponse(
+        _sse_stream(call, cast(booking_pb2.BookingUpdate, first), resumed=last_event_id is not None),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
+
+
+# --- webhooks ------------------------------------------------------------------
+
+
+def _webhook(webhook: booking_pb2.Webhook) -> dict[str, Any]:
+    return {
+        "webhook_id": webhook.webhook_id,
+        "url": webhook.url,
+        "events": list(webhook.events),
+        "conference": webhook.conference or None,
+    }
+
+
+@router.post("/webhooks", status_code=201, responses=WRITE_ERRORS, tags=["webhooks"])
+async def create_webhook(
+    body: models.NewWebhook, clients: Clients, retry: RetryOf, response: Response
+) -> models.WebhookCreated:
+    """Deliveries are POSTs signed as Standard Webhooks says (webhook-id, webhook-timestamp, webhook-signature)."""
+    call = clients.bookings.CreateWebhook(
+        booking_pb2.CreateWebhookRequest(url=body.url, events=body.events or [], conference=body.conference or ""),
+        timeout=clients.timeout,
+        metadata=clients.metadata(*retry.metadata()),
+    )
+    webhook: booking_pb2.Webhook = await answer(call, response)
+    return models.WebhookCreated(**_webhook(webhook), secret=webhook.secret)
+
+
+@router.get("/webhooks", responses=ERRORS, tags=["webhooks"])
+async def list_webhooks(clients: Clients) -> models.WebhookList:
+    reply = await clients.bookings.ListWebhooks(
+        booking_pb2.ListWebhooksRequest(), timeout=clients.timeout, metadata=clients.metadata()
+    )
+    return models.WebhookList(webhooks=[models.WebhookOut(**_webhook(webhook)) for webhook in reply.webhooks])
+
+
+@router.delete("/webhooks/{webhook_id}", status_code=204, responses=ERRORS, tags=["webhooks"])
+async def delete_webhook(webhook_id: models.WebhookIdInPath, clients: Clients) -> Response:
+    await clients.bookings.DeleteWebhook(
+        booking_pb2.DeleteWebhookRequest(webhook_id=webhook_id), timeout=clients.timeout, metadata=clients.metadata()
+    )
+    return Response(status_code=204)
 
 
 # --- operations ----------------------------------------------------------------

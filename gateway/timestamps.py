@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from google.protobuf.timestamp_pb2 import Timestamp
+from confbook_common.timestamps import format_utc
 
-from confbook_common.timestamps import from_timestamp
+__all__ = ["MAX_LENGTH", "format_utc", "parse"]
 
 _ACCEPTED = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?", re.ASCII)
 # The longest text _ACCEPTED matches: "2024-06-15T09:00:00.123456+02:00".
@@ -25,7 +25,3 @@ def parse(text: str) -> datetime:
     except (ValueError, OverflowError):
         # Python's own messages name its internals ("offset must be a timedelta ..."): not for a person.
         raise ValueError("is not a real date and time (check the day, the hour and the zone offset)") from None
-
-
-def format_utc(stamp: Timestamp) -> str:
-    return from_timestamp(stamp).strftime("%Y-%m-%dT%H:%M:%SZ")

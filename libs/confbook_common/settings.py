@@ -43,6 +43,16 @@ class Env:
             raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {value}")
         return value
 
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self._environ.get(name, "").strip().lower()
+        if not raw:
+            return default
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
     def port(self, name: str, default: int) -> int:
         return self.integer(name, default, minimum=1, maximum=65535)
 

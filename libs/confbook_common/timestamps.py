@@ -19,3 +19,8 @@ def from_timestamp(stamp: Timestamp) -> datetime:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def format_utc(stamp: Timestamp) -> str:
+    """ISO 8601 UTC to the second, with Z: how every time goes out."""
+    return from_timestamp(stamp).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -4,10 +4,12 @@ checks and documents its HTTP input with the same ones (see README.md, "Input ru
 from __future__ import annotations
 
 import unicodedata
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -32,6 +34,10 @@ NAME_LOOKUP_MAX_LENGTH = 4 * NAME_MAX_LENGTH
 USER_ID_LOOKUP_MAX_LENGTH = 4 * USER_ID_MAX_LENGTH
 PAGE_TOKEN_MAX_LENGTH = 200
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
+WEBHOOK_URL_MAX_LENGTH = 2000
+UUID_LENGTH = 36
+# What a webhook may subscribe to: the types of booking events (the booking service's EventType).
+BOOKING_EVENT_TYPES = ("booking.confirmed", "booking.waitlisted", "booking.offered", "booking.canceled")
 
 # Times the product accepts: from the Unix epoch to the last second that protobuf, Python and
 # PostgreSQL all hold.
@@ -236,3 +242,45 @@ def timestamp(field: str, stamp: Timestamp) -> datetime:
     if not EARLIEST.timestamp() <= stamp.seconds <= LATEST.timestamp():
         raise InvalidInput(field, f"must be {TIME_RANGE}")
     return stamp.ToDatetime(tzinfo=UTC)
+
+
+def webhook_url(field: str, url: str) -> str:
+    """An absolute http(s) URL with a host. Where it points is the booking service's to check."""
+    text(field, url, max_length=WEBHOOK_URL_MAX_LENGTH)
+    if not url or any(char.isspace() for char in url):
+        raise InvalidInput(field, "must be an http or https URL without spaces")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError when out of range or not a number
+    except ValueError:
+        raise InvalidInput(field, "is not a valid URL") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise InvalidInput(field, "must start with http:// or https://")
+    if not parts.hostname:
+        raise InvalidInput(field, "must name a host")
+    if port == 0:
+        raise InvalidInput(field, "port must be between 1 and 65535")
+    return url
+
+
+def event_types(field: str, values: Sequence[str]) -> list[str]:
+    """Distinct booking event types; an empty list stands for all of them."""
+    for index, value in enumerate(values):
+        text(f"{field}[{index}]", value, max_length=50)
+        if value not in BOOKING_EVENT_TYPES:
+            raise InvalidInput(f"{field}[{index}]", f"must be one of {', '.join(BOOKING_EVENT_TYPES)}")
+        if value in values[:index]:
+            raise InvalidInput(f"{field}[{index}]", f"repeats {shown(value)}")
+    return list(values)
+
+
+def uuid_text(field: str, value: str) -> str:
+    """A UUID in its usual form (123e4567-e89b-12d3-a456-426614174000), as the services issue them."""
+    text(field, value, max_length=UUID_LENGTH)
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        raise InvalidInput(field, "must be a UUID like 123e4567-e89b-12d3-a456-426614174000") from None
+    if len(value) != UUID_LENGTH:
+        raise InvalidInput(field, "must be a UUID like 123e4567-e89b-12d3-a456-426614174000")
+    return str(parsed)

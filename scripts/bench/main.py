@@ -18,7 +18,7 @@ from sqlalchemy import create_engine
 
 from confbook.booking.v1 import booking_pb2_grpc
 from scripts import infra, sandbox
-from scripts.bench import scenarios, waitlist, wrk
+from scripts.bench import notifications, scenarios, waitlist, wrk
 from scripts.bench.api import REQUEST_TIMEOUT_SECONDS, BenchError, BookingTable, Connections, Gateway
 from scripts.bench.memory import MemoryWatch
 from scripts.bench.options import Options, parse_options
@@ -114,6 +114,7 @@ async def measure(stack: Stack, infrastructure: Infrastructure, options: Options
             await waitlist.bench_mass_release(connections, report)
             await waitlist.bench_expiry(connections, options, report)
             await waitlist.bench_start(connections, report)
+            await notifications.bench_notifications(connections, stack.base_url, options, report)
     finally:
         engine.dispose()
 

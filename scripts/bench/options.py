@@ -17,6 +17,7 @@ DEFAULTS = {
     "sql_threads": 16,
     "promotion_trials": 30,
     "expiries": 10,
+    "open_streams": 200,
 }
 QUICK = DEFAULTS | {
     "duration": 2,
@@ -26,6 +27,7 @@ QUICK = DEFAULTS | {
     "seats": 10,
     "promotion_trials": 5,
     "expiries": 2,
+    "open_streams": 50,
 }
 _HELP = {
     "connections": "wrk connections, each with one request in flight",
@@ -38,6 +40,7 @@ _HELP = {
     "sql_threads": "threads (one connection each) of the raw-SQL ceilings",
     "promotion_trials": "cancel-to-offer trials of measurement 3",
     "expiries": "offers left to expire in measurement 5",
+    "open_streams": "event streams held open during measurement 7",
 }
 
 
@@ -53,6 +56,7 @@ class Options:
     sql_threads: int
     promotion_trials: int
     expiries: int
+    open_streams: int
     quick: bool = False
     strict: bool = False
 

@@ -6,13 +6,16 @@ from confbook.booking.v1 import booking_pb2, booking_pb2_grpc, promotion_pb2, pr
 from confbook_common.db import create_engine
 from confbook_common.idempotency import ExpiredKeyPurger
 from confbook_common.messaging.relay import OutboxRelay
+from confbook_common.rpc.bounds import StreamBounds
 from confbook_common.rpc.client import insecure_channel
 from confbook_common.rpc.server import ServiceRuntime, database_reachable, run_service
 from services.booking.adapters import tables
+from services.booking.adapters.change_notices import ChangeNotices
 from services.booking.adapters.conference_directory import GrpcConferenceDirectory
 from services.booking.config import SERVICE, BookingConfig
 from services.booking.entrypoints.grpc_servicer import BookingServicer
 from services.booking.entrypoints.promotion_servicer import PromotionServicer
+from services.booking.entrypoints.webhook_sender import WebhookSender
 from services.booking.service_layer.unit_of_work import BookingUnitOfWork
 
 
@@ -23,7 +26,14 @@ def build(config: BookingConfig) -> ServiceRuntime:
         return BookingUnitOfWork(engine)
 
     directory = GrpcConferenceDirectory(insecure_channel(config.conference_target))
-    bookings = BookingServicer(unit_of_work, directory)
+    bookings = BookingServicer(
+        unit_of_work,
+        directory,
+        notices=ChangeNotices(engine),
+        # A watch ends itself (OK, resumable) before the limiter would end it as DEADLINE_EXCEEDED.
+        watch_seconds=min(config.watch_seconds, max(StreamBounds.from_env().max_seconds - 1, 1)),
+        refuse_internal_addresses=config.refuse_internal_webhook_addresses,
+    )
     promotions = PromotionServicer(unit_of_work, config.confirmation_window, config.promotion_token)
 
     runtime = ServiceRuntime(SERVICE, config.listen_address)
@@ -38,6 +48,15 @@ def build(config: BookingConfig) -> ServiceRuntime:
     runtime.add_check("postgresql", database_reachable(engine))
     runtime.add_worker(OutboxRelay(engine=engine, table=tables.outbox, amqp_url=config.amqp_url))
     runtime.add_worker(ExpiredKeyPurger(engine.connect, tables.idempotency_keys))
+    runtime.add_worker(
+        WebhookSender(
+            unit_of_work,
+            engine,
+            policy=config.webhook_retry,
+            timeout_seconds=config.webhook_timeout_seconds,
+            refuse_internal_addresses=config.refuse_internal_webhook_addresses,
+        )
+    )
     return runtime
 
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Self
 
 from confbook_common.settings import Env
+from services.booking.domain.webhooks import RetryPolicy
 
 SERVICE = "booking"
 SCHEMA = "booking"
+
+
+# Doubling from 5 s to an hour between tries, for 24 hours: about 30 tries in all.
+DEFAULT_WEBHOOK_RETRY = RetryPolicy(
+    first_delay=timedelta(seconds=5), max_delay=timedelta(hours=1), give_up_after=timedelta(hours=24)
+)
 
 
 @dataclass(frozen=True)
@@ -20,6 +27,14 @@ class BookingConfig:
     conference_target: str
     confirmation_window: timedelta
     promotion_token: str
+    # A WatchBooking stream ends by itself (OK) after this long; the client watches again from its last event.
+    watch_seconds: int = 300
+    # Refuse webhook URLs whose host resolves to a private, loopback or other internal address
+    # (checked on subscribing and again before each delivery).
+    refuse_internal_webhook_addresses: bool = False
+    webhook_retry: RetryPolicy = field(default_factory=lambda: DEFAULT_WEBHOOK_RETRY)
+    # One attempt to deliver, connecting included.
+    webhook_timeout_seconds: int = 10
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> Self:
@@ -31,4 +46,18 @@ class BookingConfig:
             conference_target=env.grpc_target("conference"),
             confirmation_window=timedelta(seconds=env.confirmation_window_seconds()),
             promotion_token=env.promotion_token(),
+            watch_seconds=env.integer("WATCH_MAX_SECONDS", cls.watch_seconds, minimum=1, maximum=24 * 3600),
+            refuse_internal_webhook_addresses=env.flag("WEBHOOK_REFUSE_PRIVATE_ADDRESSES", False),
+            webhook_retry=RetryPolicy(
+                first_delay=timedelta(seconds=env.integer("WEBHOOK_RETRY_FIRST_SECONDS", 5, minimum=1, maximum=3600)),
+                max_delay=timedelta(
+                    seconds=env.integer("WEBHOOK_RETRY_MAX_SECONDS", 3600, minimum=1, maximum=24 * 3600)
+                ),
+                give_up_after=timedelta(
+                    seconds=env.integer("WEBHOOK_RETRY_FOR_SECONDS", 24 * 3600, minimum=1, maximum=30 * 24 * 3600)
+                ),
+            ),
+            webhook_timeout_seconds=env.integer(
+                "WEBHOOK_TIMEOUT_SECONDS", cls.webhook_timeout_seconds, minimum=1, maximum=60
+            ),
         )

@@ -25,6 +25,10 @@ E2E_BOUNDS = {
     "GRPC_STREAM_MAX_SECONDS": str(E2E_STREAM_MAX_SECONDS),
     "GRPC_MAX_STREAMS": str(E2E_MAX_STREAMS),
     "GATEWAY_REQUEST_READ_TIMEOUT_SECONDS": str(E2E_REQUEST_READ_TIMEOUT_SECONDS),
+    # A receiver that failed is tried again within a second or two, not minutes.
+    "WEBHOOK_RETRY_FIRST_SECONDS": "1",
+    "WEBHOOK_RETRY_MAX_SECONDS": "2",
+    "WEBHOOK_TIMEOUT_SECONDS": "3",
 }
 
 

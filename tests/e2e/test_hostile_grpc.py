@@ -94,11 +94,24 @@ def hostile_requests(descriptor: Descriptor) -> st.SearchStrategy[protobuf_messa
 
 
 def raw_call(channel: grpc.Channel, method: MethodDescriptor) -> Callable[..., bytes]:
-    return channel.unary_unary(
-        f"/{method.containing_service.full_name}/{method.name}",
-        request_serializer=lambda data: data,
-        response_deserializer=lambda data: data,
-    )
+    path = f"/{method.containing_service.full_name}/{method.name}"
+    if method.server_streaming:
+        stream = channel.unary_stream(
+            path, request_serializer=lambda data: data, response_deserializer=lambda data: data
+        )
+
+        def first_answer(payload: bytes, timeout: float) -> bytes:
+            """A stream that starts is an answer: its first message, then the call is canceled."""
+            call = stream(payload, timeout=timeout)
+            try:
+                return next(iter(call))
+            except StopIteration:
+                return b""
+            finally:
+                call.cancel()
+
+        return first_answer
+    return channel.unary_unary(path, request_serializer=lambda data: data, response_deserializer=lambda data: data)
 
 
 def status_of(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:

@@ -112,14 +112,56 @@ def test_a_hostile_booking_id_is_a_400_and_changes_nothing(http, booked, path, v
     assert Api(http).booking(booked["booking"]["booking_id"]) == booked["booking"]
 
 
+WEBHOOK_FIELDS = {
+    "url": hostile.bad_text
+    | hostile.not_a_string
+    | st.sampled_from(["ftp://example.com/x", "javascript:alert(1)", "http://", "//example.com", "http://h:99999/"]),
+    "events": st.lists(hostile.bad_text | hostile.not_a_string | st.just("booking.lost"), min_size=1, max_size=3)
+    | hostile.not_a_string.filter(lambda value: value is not None),
+    "conference": hostile.bad_text | hostile.not_a_string.filter(lambda value: value is not None),
+}
+
+
+def webhook_ids(http: httpx.Client) -> set[str]:
+    return {webhook["webhook_id"] for webhook in http.get("/webhooks").json()["webhooks"]}
+
+
+@given(field=st.sampled_from(sorted(WEBHOOK_FIELDS)), data=st.data())
+def test_a_hostile_webhook_field_is_a_400_and_subscribes_nothing(http, field, data):
+    before = webhook_ids(http)
+    body = {"url": "https://example.com/hooks", field: data.draw(WEBHOOK_FIELDS[field])}
+    assert_refused(send_json(http, "/webhooks", body), 400)
+    assert webhook_ids(http) == before
+
+
+# What a header can carry: visible Latin-1 and spaces (no CR, LF or NUL, which HTTP itself refuses).
+header_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=60)
+
+
+@given(last_event_id=header_text.filter(lambda text: len(text.strip()) != 36) | st.just("x" * 5000))
+def test_a_hostile_last_event_id_is_a_400(http, booked, last_event_id):
+    headers = {"Last-Event-ID": last_event_id.encode("latin-1")}  # bytes: httpx sends them as they are
+    response = http.get(f"/booking/{booked['booking']['booking_id']}/events", headers=headers)
+    assert_refused(response, 400)
+
+
 @given(
     template=st.sampled_from(
-        ["/conference/{}", "/user/{}", "/user/{}/bookings", "/user/{}/recommendations", "/booking/{}"]
+        [
+            "/conference/{}",
+            "/user/{}",
+            "/user/{}/bookings",
+            "/user/{}/recommendations",
+            "/booking/{}",
+            "/booking/{}/events",
+            "/webhooks/{}",
+        ]
     ),
     segment=hostile.bad_path_bytes,
 )
 def test_a_hostile_path_segment_is_a_4xx(http, template, segment):
-    assert_refused(http.get(template.format(quote(segment, safe=""))), 400, 404)
+    method = "DELETE" if template.startswith("/webhooks/") else "GET"
+    assert_refused(http.request(method, template.format(quote(segment, safe=""))), 400, 404)
 
 
 @given(
@@ -178,7 +220,7 @@ def test_a_hostile_idempotency_key_is_a_400_and_changes_nothing(http, booked, ke
         ),
         st.integers(2, 3000).map(lambda depth: "[" * depth + "]" * depth),
     ),
-    path=st.sampled_from(["/conference", "/user", "/book", "/confirm", "/cancel"]),
+    path=st.sampled_from(["/conference", "/user", "/book", "/confirm", "/cancel", "/webhooks"]),
     content_type=st.sampled_from(["application/json", "text/plain", "application/xml", "multipart/form-data", ""]),
 )
 def test_a_body_that_is_no_json_object_is_a_400(http, body, path, content_type):

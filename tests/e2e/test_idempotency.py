@@ -51,7 +51,7 @@ def test_without_a_key_a_second_booking_is_refused_as_before(api, http):
 
 
 def test_every_write_replays_its_first_answer(api, http):
-    key_of = {name: new_key() for name in ("conference", "user", "book", "cancel", "patch")}
+    key_of = {name: new_key() for name in ("conference", "user", "book", "cancel", "patch", "webhook")}
     name = f"Retried {uuid.uuid4().hex[:10]}"
     conference_body = {**_conference_body(name), "slots": 2}
     user_id = f"retry{uuid.uuid4().hex[:10]}"
@@ -60,6 +60,7 @@ def test_every_write_replays_its_first_answer(api, http):
         ("POST", "/user", {"user_id": user_id, "topics": ["AI"]}, key_of["user"], 201),
         ("POST", "/book", {"name": name, "user_id": user_id}, key_of["book"], 201),
         ("PATCH", f"/conference/{name}", {"slots": 5}, key_of["patch"], 200),
+        ("POST", "/webhooks", {"url": "http://receiver.example/hook", "conference": name}, key_of["webhook"], 201),
     ]
     for method, path, body, key, status in writes:
         first = http.request(method, path, json=body, headers=keyed(key))
@@ -73,9 +74,10 @@ def test_every_write_replays_its_first_answer(api, http):
     again = http.post("/cancel", json={"booking_id": booking_id}, headers=keyed(key_of["cancel"]))
     assert (again.status_code, again.json(), again.headers[REPLAYED]) == (200, canceled.json(), "true")
 
-    # No second effect: one conference, one user, one booking, the capacity set once.
+    # No second effect: one conference, one user, one booking, the capacity set once, one webhook.
     assert http.get(f"/conference/{name}").json()["slots"] == 5
     assert len(bookings_of(http, user_id)) == 1
+    assert [hook["conference"] for hook in http.get("/webhooks").json()["webhooks"]].count(name) == 1
 
 
 def test_a_replayed_capacity_change_does_not_undo_a_later_one(api, http):

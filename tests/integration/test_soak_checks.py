@@ -102,7 +102,10 @@ def planter(env: Env) -> Iterator[Planter]:
     ]
     with engines[0].connect() as booking, engines[1].connect() as conference:
         booking.execute(
-            text("TRUNCATE booking.bookings, booking.conference_seats, booking.users, booking.waitlist_tree")
+            text(
+                "TRUNCATE booking.webhook_deliveries, booking.webhooks, booking.booking_events, booking.bookings,"
+                " booking.conference_seats, booking.users, booking.waitlist_tree"
+            )
         )
         conference.execute(text("TRUNCATE conference.conferences"))
         yield Planter(booking, conference)

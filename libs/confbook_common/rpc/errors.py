@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import grpc
@@ -112,14 +112,33 @@ def _request_id(context: grpc.ServicerContext) -> str:
     return request_id.accept(sent if isinstance(sent, str) else None)
 
 
+def _status_of(error: Exception, method: str, context: grpc.ServicerContext) -> grpc.Status:
+    """The status a handler's exception is answered with; only the unexpected is logged in full."""
+    if isinstance(error, DomainError):
+        return status_for(error)
+    if isinstance(error, DependencyUnavailable):
+        log.warning("%s: %s", method, error)
+        return _unavailable(str(error))
+    if is_transient_db_error(error):
+        log.warning("%s: database unavailable: %s", method, error)
+        return _unavailable("database unavailable, try again")
+    failed = _request_id(context)
+    log.exception("%s failed (request_id=%s)", method, failed)
+    message = f"internal error (request id {failed})"
+    return rpc_status.to_status(status_pb2.Status(code=code_pb2.INTERNAL, message=message))
+
+
 def guarded(handler: grpc.RpcMethodHandler | None, method: str) -> grpc.RpcMethodHandler | None:
-    """The handler, its exceptions turned into statuses if it is a sync unary one (all our servicers' are).
+    """The handler, its exceptions turned into statuses if it is a sync unary one or an asyncio
+    server stream (all our servicers' are).
 
     Logs only the unexpected, with the request id (the caller's x-request-id metadata when sane,
     else a new one), which the INTERNAL answer names and nothing else.
     """
+    if handler is not None and handler.unary_stream is not None and inspect.isasyncgenfunction(handler.unary_stream):
+        return _guarded_stream(handler, method)
     if handler is None or handler.unary_unary is None or not _is_sync(handler.unary_unary):
-        return handler  # streaming (health Watch, reflection), which handle their own errors
+        return handler  # other streams (health Watch, reflection), which handle their own errors
     inner = handler.unary_unary
 
     def guarded_call(request: Any, context: grpc.ServicerContext) -> Any:
@@ -128,20 +147,8 @@ def guarded(handler: grpc.RpcMethodHandler | None, method: str) -> grpc.RpcMetho
         else:
             try:
                 return inner(request, context)
-            except DomainError as error:
-                status = status_for(error)
-            except DependencyUnavailable as error:
-                log.warning("%s: %s", method, error)
-                status = _unavailable(str(error))
-            except Exception as error:
-                if is_transient_db_error(error):
-                    log.warning("%s: database unavailable: %s", method, error)
-                    status = _unavailable("database unavailable, try again")
-                else:
-                    failed = _request_id(context)
-                    log.exception("%s failed (request_id=%s)", method, failed)
-                    message = f"internal error (request id {failed})"
-                    status = rpc_status.to_status(status_pb2.Status(code=code_pb2.INTERNAL, message=message))
+            except Exception as error:  # noqa: BLE001 - every failure becomes a status
+                status = _status_of(error, method, context)
         # What abort_with_status() does, which the asyncio server's context for sync handlers lacks; and
         # there abort() sends the status without raising, so nothing may follow it.
         context.set_trailing_metadata(status.trailing_metadata)
@@ -149,6 +156,31 @@ def guarded(handler: grpc.RpcMethodHandler | None, method: str) -> grpc.RpcMetho
 
     return grpc.unary_unary_rpc_method_handler(
         guarded_call,
+        request_deserializer=_lenient(handler.request_deserializer),
+        response_serializer=handler.response_serializer,
+    )
+
+
+def _guarded_stream(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    inner: Callable[..., AsyncIterator[Any]] = handler.unary_stream  # type: ignore[assignment]
+
+    async def guarded_stream(request: Any, context: Any) -> AsyncIterator[Any]:
+        if request is _UNDECODABLE:
+            status = _UNDECODABLE_STATUS
+        else:
+            try:
+                async for response in inner(request, context):
+                    yield response
+                return
+            except Exception as error:  # noqa: BLE001 - every failure becomes a status
+                status = _status_of(error, method, context)
+        # Set and return rather than abort (see confbook_common.rpc.bounds._end).
+        context.set_trailing_metadata(status.trailing_metadata)
+        context.set_code(status.code)
+        context.set_details(status.details)
+
+    return grpc.unary_stream_rpc_method_handler(
+        guarded_stream,
         request_deserializer=_lenient(handler.request_deserializer),
         response_serializer=handler.response_serializer,
     )

@@ -19,8 +19,10 @@ from sqlalchemy.sql import Select
 
 from confbook_common.db import violated_constraint
 from confbook_common.validation import conference_name_key
+from services.booking.adapters.event_history import LATEST_EVENT_ID, LATEST_SEQUENCE
 from services.booking.adapters.tables import SCHEMA, bookings, conference_seats, users
 from services.booking.domain.errors import AlreadyBooked, OverlappingBooking, UserExists
+from services.booking.domain.events import ChangeReason
 from services.booking.domain.model import (
     Booking,
     BookingView,
@@ -162,6 +164,8 @@ class BookAttempt:
 
 
 _BOOK = text(f"SELECT * FROM {SCHEMA}.book(:user_id, :conference_key, :conference_id, :now, :neighbours_locked)")
+# Read by the trigger that records each change's event (migration 0004); local to the transaction.
+_STATE_REASON = text("SELECT set_config('booking.change_reason', :reason, true)")
 
 
 def _booking_query() -> Select:
@@ -185,6 +189,9 @@ def _booking_query() -> Select:
 _BOOKING_BY_ID = _booking_query().where(bookings.c.booking_id == bindparam("booking_id"))
 _BOOKING_BY_ID_LOCKED = _BOOKING_BY_ID.with_for_update(of=bookings)
 _VIEW_BY_ID = _BOOKING_BY_ID.add_columns(_waitlist_position().label("position"))
+_VIEW_AND_LATEST_EVENT = _VIEW_BY_ID.add_columns(
+    LATEST_SEQUENCE.label("latest_sequence"), LATEST_EVENT_ID.label("latest_event_id")
+)
 
 
 def _to_booking(row: Row) -> Booking:
@@ -212,6 +219,15 @@ class BookingRepository:
     def view(self, booking_id: int) -> BookingView | None:
         row = self._connection.execute(_VIEW_BY_ID, {"booking_id": booking_id}).first()
         return BookingView(_to_booking(row), row.position) if row else None
+
+    def view_and_latest_event(self, booking_id: int) -> tuple[BookingView, int, str | None] | None:
+        """The booking now, and the sequence and id of the last event it reflects (0, None: no event
+        recorded), read in one snapshot."""
+        row = self._connection.execute(_VIEW_AND_LATEST_EVENT, {"booking_id": booking_id}).first()
+        if row is None:
+            return None
+        latest_id = str(row.latest_event_id) if row.latest_event_id is not None else None
+        return BookingView(_to_booking(row), row.position), row.latest_sequence, latest_id
 
     def views_of_user(self, user_id: str) -> list[BookingView]:
         rows = self._connection.execute(
@@ -290,14 +306,18 @@ class BookingRepository:
         )
         return BookAttempt(outcome, conference, BookingView(booking, row.waitlist_position))
 
-    def move(self, booking: Booking, target: Status, *, offer_deadline: datetime | None = None) -> Booking:
+    def move(
+        self, booking: Booking, target: Status, *, reason: ChangeReason, offer_deadline: datetime | None = None
+    ) -> Booking:
         """Change a booking's state, keeping its place in line and the seat count consistent.
 
         Joining the line (again) takes a new ticket at its end: the database issues it
         (and counts the line) whenever a booking becomes WAITLISTED. The caller holds the
-        ledger lock of the booking's conference.
+        ledger lock of the booking's conference. The database records the change's event,
+        with `reason`.
         """
         booking.require_move(target)
+        self._connection.execute(_STATE_REASON, {"reason": reason.value})
         try:
             self._connection.execute(
                 update(bookings)
@@ -318,6 +338,7 @@ class BookingRepository:
 
     def cancel_line(self, conference_id: int) -> int:
         """Cancel every waiting and pending booking of a conference; returns how many."""
+        self._connection.execute(_STATE_REASON, {"reason": ChangeReason.CONFERENCE_STARTED.value})
         line = (
             select(bookings.c.booking_id, bookings.c.status)
             .where(

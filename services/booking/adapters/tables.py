@@ -3,6 +3,7 @@
 from sqlalchemy import (
     ARRAY,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -16,7 +17,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import TSTZRANGE, ExcludeConstraint
+from sqlalchemy.dialects.postgresql import TSTZRANGE, UUID, ExcludeConstraint
 
 from confbook_common.idempotency import idempotency_keys_table
 from confbook_common.messaging.outbox import outbox_table
@@ -97,6 +98,53 @@ waitlist_tree = Table(
     Column("conference_id", BigInteger, primary_key=True),
     Column("node", BigInteger, primary_key=True),
     Column("waiting", Integer, nullable=False),
+)
+
+# One row per booking change, written by a trigger on `bookings` in the change's own transaction
+# (migration 0004): each booking's history, which streams resume from and webhooks deliver.
+booking_events = Table(
+    "booking_events",
+    metadata,
+    Column("sequence", BigInteger, Identity(), primary_key=True),
+    Column("event_id", UUID(as_uuid=False), nullable=False, unique=True, server_default=text("gen_random_uuid()")),
+    Column("booking_id", BigInteger, ForeignKey("bookings.booking_id"), nullable=False),
+    Column("type", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("status", Text, nullable=False),
+    Column("offer_deadline", DateTime(timezone=True)),
+    Column("waitlist_position", Integer),
+    Column("dispatched", Boolean, nullable=False, server_default=text("false")),
+    Index("booking_history", "booking_id", "sequence"),
+    Index("events_to_dispatch", "sequence", postgresql_where=text("NOT dispatched")),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("webhook_id", UUID(as_uuid=False), primary_key=True, server_default=text("gen_random_uuid()")),
+    Column("url", Text, nullable=False),
+    Column("event_types", ARRAY(Text)),  # NULL: every type
+    Column("conference_id", BigInteger, ForeignKey("conference_seats.conference_id")),  # NULL: every conference
+    Column("secret", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # The receiver's failures in a row and when it may be tried again (it waits as a whole).
+    Column("failures", Integer, nullable=False, server_default=text("0")),
+    Column("retry_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# What each receiver is still owed. `due_at` is also the lease: a sender moves it past its attempt.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("delivery_id", BigInteger, Identity(), primary_key=True),
+    Column("webhook_id", UUID(as_uuid=False), ForeignKey("webhooks.webhook_id", ondelete="CASCADE"), nullable=False),
+    Column("event_sequence", BigInteger, ForeignKey("booking_events.sequence"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("due_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text),
+    Column("gave_up_at", DateTime(timezone=True)),
 )
 
 outbox = outbox_table(metadata)

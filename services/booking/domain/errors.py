@@ -1,6 +1,6 @@
 """What the booking service refuses, with stable codes."""
 
-from confbook_common.errors import AlreadyExists, Conflict, NotFound
+from confbook_common.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from confbook_common.validation import shown
 
 
@@ -88,3 +88,24 @@ class SlotsBelowHeld(Conflict):
         super().__init__(
             f"{shown(conference)} cannot have {slots} slots: {held} seats are held (CONFIRMED or CONFIRMATION_PENDING)"
         )
+
+
+class WebhookNotFound(NotFound):
+    code = "WEBHOOK_NOT_FOUND"
+
+    def __init__(self, webhook_id: str) -> None:
+        super().__init__(f"no webhook {shown(webhook_id)}")
+
+
+class TooManyWebhooks(Conflict):
+    code = "TOO_MANY_WEBHOOKS"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"at most {limit} webhooks may exist; delete one first")
+
+
+class UnknownEvent(InvalidInput):
+    code = "UNKNOWN_EVENT"
+
+    def __init__(self, booking_id: int, event_id: str) -> None:
+        super().__init__("after_event_id", f"{shown(event_id)} is not an event of booking {booking_id}")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
 import grpc
 
 from confbook.booking.v1 import booking_pb2, booking_pb2_grpc
@@ -10,7 +14,10 @@ from confbook_common import validation
 from confbook_common.idempotency import IdempotentCalls
 from confbook_common.timestamps import to_timestamp, utc_now
 from services.booking.adapters import tables
+from services.booking.adapters.change_notices import ChangeNotices
 from services.booking.adapters.conference_directory import ConferenceDirectory
+from services.booking.domain import webhooks as webhook_rules
+from services.booking.domain.events import BookingEvent
 from services.booking.domain.model import (
     BookingView,
     SeatAvailability,
@@ -22,7 +29,9 @@ from services.booking.domain.model import (
     user_id_to_find,
 )
 from services.booking.domain.recommendations import Recommendation, recommendation_limit
+from services.booking.domain.webhooks import Webhook
 from services.booking.service_layer import handlers
+from services.booking.service_layer import webhooks as webhook_handlers
 from services.booking.service_layer.unit_of_work import UnitOfWorkFactory
 
 
@@ -47,6 +56,27 @@ def to_booking_message(view: BookingView) -> booking_pb2.Booking:
     if view.waitlist_position is not None:
         message.waitlist_position = view.waitlist_position
     return message
+
+
+def to_event_message(event: BookingEvent) -> booking_pb2.BookingEvent:
+    return booking_pb2.BookingEvent(
+        event_id=event.event_id,
+        type=event.type.value,
+        occurred_at=to_timestamp(event.occurred_at),
+        booking=to_booking_message(event.view),
+        reason=event.reason.value,
+    )
+
+
+def to_webhook_message(webhook: Webhook, *, with_secret: bool = False) -> booking_pb2.Webhook:
+    return booking_pb2.Webhook(
+        webhook_id=webhook.webhook_id,
+        url=webhook.url,
+        events=[event_type.value for event_type in webhook.events],
+        conference=webhook.conference or "",
+        secret=webhook.secret if with_secret else "",
+        created_at=to_timestamp(webhook.created_at),
+    )
 
 
 def to_user_message(user: User) -> booking_pb2.User:
@@ -94,10 +124,25 @@ _SERVICE = booking_pb2.DESCRIPTOR.services_by_name["BookingService"].full_name
 class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
     """The write methods run once per `idempotency-key` when a caller sends one (confbook_common.idempotency)."""
 
-    def __init__(self, unit_of_work: UnitOfWorkFactory, directory: ConferenceDirectory) -> None:
+    def __init__(
+        self,
+        unit_of_work: UnitOfWorkFactory,
+        directory: ConferenceDirectory,
+        *,
+        notices: ChangeNotices | None = None,
+        watch_seconds: float = 300.0,
+        recheck_seconds: float = 30.0,
+        refuse_internal_addresses: bool = False,
+    ) -> None:
         self._uow = unit_of_work
         self._directory = directory
         self._once = IdempotentCalls(tables.idempotency_keys)
+        self._notices = notices
+        self._watch_seconds = watch_seconds
+        # A watcher reads the history again this often even without a notice (one lost while
+        # the listening connection was being replaced, say).
+        self._recheck_seconds = recheck_seconds
+        self._refuse_internal_addresses = refuse_internal_addresses
 
     def CreateUser(self, request: booking_pb2.CreateUserRequest, context: grpc.ServicerContext) -> booking_pb2.User:
         user_id = new_user_id(request.user_id)
@@ -209,3 +254,68 @@ class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
         return booking_pb2.RecommendConferencesResponse(
             recommendations=[to_recommendation_message(each) for each in found]
         )
+
+    async def WatchBooking(
+        self, request: booking_pb2.WatchBookingRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[booking_pb2.BookingUpdate]:
+        """Runs on the event loop and holds no thread while it waits; reads go to the default executor."""
+        booking_id = validation.positive_id("booking_id", request.booking_id)
+        after = validation.uuid_text("after_event_id", request.after_event_id) if request.after_event_id else None
+        assert self._notices is not None, "WatchBooking needs the change notices"
+        loop = asyncio.get_running_loop()
+        ends_at = loop.time() + self._watch_seconds
+        # Listening starts before the first read, so no change can fall between the two.
+        with self._notices.watching(booking_id) as changed:
+            start = await asyncio.to_thread(handlers.watch_from, self._uow(), booking_id, after)
+            yield booking_pb2.BookingUpdate(
+                booking=to_booking_message(start.view), latest_event_id=start.latest_event_id or ""
+            )
+            sequence = start.after_sequence
+            while True:
+                changed.clear()
+                events = await asyncio.to_thread(handlers.changes_after, self._uow(), booking_id, sequence)
+                for event in events:
+                    yield booking_pb2.BookingUpdate(event=to_event_message(event))
+                    sequence = event.sequence
+                if events:
+                    continue  # there may be more than one page
+                remaining = ends_at - loop.time()
+                if remaining <= 0:
+                    return  # OK: the client watches again from its last event
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), min(remaining, self._recheck_seconds))
+
+    def CreateWebhook(
+        self, request: booking_pb2.CreateWebhookRequest, context: grpc.ServicerContext
+    ) -> booking_pb2.Webhook:
+        url = webhook_rules.webhook_url(request.url)
+        event_types = webhook_rules.event_types(list(request.events))
+        conference = conference_name_to_find(request.conference) if request.conference else None
+        uow = self._uow()
+
+        def create() -> booking_pb2.Webhook:
+            webhook = webhook_handlers.create_webhook(
+                uow,
+                self._directory,
+                url=url,
+                event_types=event_types,
+                conference_name=conference,
+                refuse_internal_addresses=self._refuse_internal_addresses,
+            )
+            return to_webhook_message(webhook, with_secret=True)
+
+        return self._once.run(uow, context, f"/{_SERVICE}/CreateWebhook", request, create, booking_pb2.Webhook)
+
+    def ListWebhooks(
+        self, request: booking_pb2.ListWebhooksRequest, context: grpc.ServicerContext
+    ) -> booking_pb2.ListWebhooksResponse:
+        return booking_pb2.ListWebhooksResponse(
+            webhooks=[to_webhook_message(webhook) for webhook in webhook_handlers.list_webhooks(self._uow())]
+        )
+
+    def DeleteWebhook(
+        self, request: booking_pb2.DeleteWebhookRequest, context: grpc.ServicerContext
+    ) -> booking_pb2.DeleteWebhookResponse:
+        webhook_id = validation.uuid_text("webhook_id", request.webhook_id)
+        webhook_handlers.delete_webhook(self._uow(), webhook_id)
+        return booking_pb2.DeleteWebhookResponse()

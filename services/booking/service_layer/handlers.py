@@ -8,7 +8,7 @@ the bookings. A status read under those locks cannot change before the commit.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from confbook.events.v1 import events_pb2
@@ -27,8 +27,10 @@ from services.booking.domain.errors import (
     ConfirmationExpired,
     OverlappingBooking,
     SlotsBelowHeld,
+    UnknownEvent,
     UserNotFound,
 )
+from services.booking.domain.events import BookingEvent, ChangeReason
 from services.booking.domain.model import (
     Booking,
     BookingView,
@@ -177,7 +179,7 @@ def confirm(uow: BookingUnitOfWork, booking_id: int, now: datetime) -> BookingVi
         for other in neighbours:
             if other.status is Status.CONFIRMED:
                 raise OverlappingBooking(booking.conference.name, other.conference.name)
-        confirmed = _move(uow, booking, Status.CONFIRMED, now)
+        confirmed = _move(uow, booking, Status.CONFIRMED, now, reason=ChangeReason.USER)
         _cancel_overlapping(uow, confirmed, neighbours, now)
         view = _view(uow, booking_id)
         uow.commit()
@@ -196,7 +198,7 @@ def cancel(uow: BookingUnitOfWork, booking_id: int, now: datetime) -> BookingVie
             raise BookingAlreadyCanceled(booking_id)
         if booking.conference.has_started(now):
             raise ConferenceStarted(booking.conference.name)
-        _move(uow, booking, Status.CANCELED, now, reason=Reason.REASON_CANCELED)
+        _move(uow, booking, Status.CANCELED, now, reason=ChangeReason.USER)
         view = _view(uow, booking_id)
         uow.commit()
     return view
@@ -272,7 +274,9 @@ def offer_free_seats(uow: BookingUnitOfWork, conference_id: int, now: datetime, 
             return []
         deadline = offer_deadline(now, window, seats.conference)
         offers = [
-            _move(uow, booking, Status.CONFIRMATION_PENDING, now, offer_deadline=deadline)
+            _move(
+                uow, booking, Status.CONFIRMATION_PENDING, now, reason=ChangeReason.SEAT_FREED, offer_deadline=deadline
+            )
             for booking in uow.bookings.line_head(conference_id, seats.free)
         ]
         uow.commit()
@@ -288,9 +292,9 @@ def expire_offer(uow: BookingUnitOfWork, booking_id: int, now: datetime) -> Expi
         booking = _find(uow, booking_id, lock=True)
         outcome = expiry_outcome(booking, now)
         if outcome is ExpiryOutcome.RETURNED_TO_LINE:
-            _move(uow, booking, Status.WAITLISTED, now, reason=Reason.REASON_OFFER_EXPIRED)
+            _move(uow, booking, Status.WAITLISTED, now, reason=ChangeReason.OFFER_EXPIRED)
         elif outcome is ExpiryOutcome.CANCELED:
-            _move(uow, booking, Status.CANCELED, now, reason=Reason.REASON_OFFER_EXPIRED)
+            _move(uow, booking, Status.CANCELED, now, reason=ChangeReason.OFFER_EXPIRED)
         uow.commit()
     return outcome
 
@@ -299,8 +303,9 @@ def expire_offer(uow: BookingUnitOfWork, booking_id: int, now: datetime) -> Expi
 def close_waitlist(uow: BookingUnitOfWork, conference_id: int, now: datetime) -> int:
     """At the start, cancel every waiting and pending booking; returns how many (0 when repeated).
 
-    One statement for the whole line; no events: nobody is owed a seat of a
-    conference that has begun, and the waitlist closes its offers itself.
+    One statement for the whole line; no outbox events: nobody is owed a seat of a
+    conference that has begun, and the waitlist closes its offers itself. Each
+    booking still gets its `booking.canceled` in the history (the database's trigger).
     """
     with uow:
         seats = uow.seats.lock([conference_id]).get(conference_id)
@@ -349,7 +354,7 @@ def _cancel_overlapping(
     """A confirmed booking cancels the user's waiting and pending bookings that overlap it."""
     for other in neighbours:
         if other.booking_id != confirmed.booking_id:
-            _move(uow, other, Status.CANCELED, now, reason=Reason.REASON_OVERLAP_REMOVED)
+            _move(uow, other, Status.CANCELED, now, reason=ChangeReason.OVERLAP)
 
 
 def _move(
@@ -358,7 +363,7 @@ def _move(
     target: Status,
     now: datetime,
     *,
-    reason: events_pb2.SeatReleased.Reason.ValueType = Reason.REASON_UNSPECIFIED,
+    reason: ChangeReason,
     offer_deadline: datetime | None = None,
 ) -> Booking:
     """Move one booking, and record in the outbox what the move means to others.
@@ -366,12 +371,16 @@ def _move(
     Every single-booking move goes through here, so that no path can forget an
     event: a seat released before the start is owed to the line (`reason` says
     why it was released), a new offer must be watched, an ended one no longer.
+    The booking's own event (its history, webhooks, streams) is written by the
+    database with the move, carrying `reason`.
     """
-    moved = uow.bookings.move(booking, target, offer_deadline=offer_deadline)
+    moved = uow.bookings.move(booking, target, reason=reason, offer_deadline=offer_deadline)
     conference_id = booking.conference.conference_id
     if seat_change(booking.status, target) < 0 and not booking.conference.has_started(now):
         uow.outbox.add(
-            events_pb2.SeatReleased(conference_id=conference_id, booking_id=booking.booking_id, reason=reason)
+            events_pb2.SeatReleased(
+                conference_id=conference_id, booking_id=booking.booking_id, reason=_RELEASE_REASONS[reason]
+            )
         )
     if booking.status is Status.CONFIRMATION_PENDING and booking.offer_deadline is not None:
         uow.outbox.add(
@@ -394,8 +403,53 @@ def _move(
     return moved
 
 
+# Why a seat was released, as the waitlist service is told (a confirmation releases none).
+_RELEASE_REASONS = {
+    ChangeReason.USER: Reason.REASON_CANCELED,
+    ChangeReason.OFFER_EXPIRED: Reason.REASON_OFFER_EXPIRED,
+    ChangeReason.OVERLAP: Reason.REASON_OVERLAP_REMOVED,
+    ChangeReason.SEAT_FREED: Reason.REASON_UNSPECIFIED,
+    ChangeReason.CONFERENCE_STARTED: Reason.REASON_UNSPECIFIED,
+}
+
 _OFFER_OUTCOMES = {
     Status.CONFIRMED: events_pb2.OfferEnded.OUTCOME_CONFIRMED,
     Status.CANCELED: events_pb2.OfferEnded.OUTCOME_CANCELED,
     Status.WAITLISTED: events_pb2.OfferEnded.OUTCOME_EXPIRED,
 }
+
+
+# --- watching a booking --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WatchStart:
+    view: BookingView  # the booking now
+    latest_event_id: str | None  # the last change it reflects (None: none recorded)
+    after_sequence: int  # the changes to send are those recorded after this point
+
+
+@retries_on_conflict
+def watch_from(uow: BookingUnitOfWork, booking_id: int, after_event_id: str | None) -> WatchStart:
+    """The booking now, and the point in its history the changes to send start after.
+
+    Without `after_event_id`, that is the last event the booking now reflects;
+    with it, that event, which must be one of the booking's.
+    """
+    with uow.autocommit():
+        found = uow.bookings.view_and_latest_event(booking_id)
+        if found is None:
+            raise BookingNotFound(booking_id)
+        view, latest_sequence, latest_id = found
+        if after_event_id is None:
+            return WatchStart(view, latest_id, latest_sequence)
+        sequence = uow.events.sequence_of(booking_id, after_event_id)
+        if sequence is None:
+            raise UnknownEvent(booking_id, after_event_id)
+        return WatchStart(view, latest_id, sequence)
+
+
+@retries_on_conflict
+def changes_after(uow: BookingUnitOfWork, booking_id: int, sequence: int, limit: int = 100) -> list[BookingEvent]:
+    with uow.autocommit():
+        return uow.events.after(booking_id, sequence, limit=limit)
