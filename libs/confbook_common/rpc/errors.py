@@ -113,6 +113,14 @@ def guarded(handler: grpc.RpcMethodHandler | None, method: str) -> grpc.RpcMetho
     inner = handler.unary_unary
 
     def guarded_call(request: Any, context: grpc.ServicerContext) -> Any:
+        # Every log line of the call names the request it serves.
+        token = request_id.current.set(_request_id(context))
+        try:
+            return _answer(request, context)
+        finally:
+            request_id.current.reset(token)
+
+    def _answer(request: Any, context: grpc.ServicerContext) -> Any:
         if request is _UNDECODABLE:
             status = _UNDECODABLE_STATUS
         else:
@@ -128,7 +136,7 @@ def guarded(handler: grpc.RpcMethodHandler | None, method: str) -> grpc.RpcMetho
                     log.warning("%s: database unavailable: %s", method, error)
                     status = _unavailable("database unavailable, try again")
                 else:
-                    failed = _request_id(context)
+                    failed = request_id.current.get()
                     log.exception("%s failed (request_id=%s)", method, failed)
                     message = f"internal error (request id {failed})"
                     status = rpc_status.to_status(status_pb2.Status(code=code_pb2.INTERNAL, message=message))
