@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
+from confbook_common.metrics import metrics_address
 from confbook_common.settings import SERVICES, ConfigError, Env
 from scripts import infra
 from scripts.launching import MODULES, REPO_ROOT, StackError, readiness_problem, relative, wait_until_ready
@@ -64,8 +65,9 @@ class LocalStack:
             for service in SERVICES
             for replica in range(1, replicas + 1)
         ]
-        services = [Program(name, MODULES[service], workers) for service, name in replica_names]
-        return [*services, Program("gateway", MODULES["gateway"], workers)]
+        samples = self.state_dir / "metrics"
+        services = [Program(name, MODULES[service], workers, samples / service) for service, name in replica_names]
+        return [*services, Program("gateway", MODULES["gateway"], workers, samples / "gateway")]
 
     # --- commands --------------------------------------------------------------------------------------------
 
@@ -138,6 +140,7 @@ class LocalStack:
         """A stray server on our ports could answer /readyz in our place."""
         ports = {"gateway": self.env.port("GATEWAY_PORT", 8080)}
         ports |= {service: self.env.grpc_port(service) for service in SERVICES}
+        ports |= {f"{name} metrics": metrics_address(name, self.env)[1] for name in MODULES}
         taken = [f"{port} ({name})" for name, port in ports.items() if infra.port_open("127.0.0.1", port)]
         if taken:
             raise StackError(f"ports already in use: {', '.join(taken)}; stop whatever holds them or choose others")

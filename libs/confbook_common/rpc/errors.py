@@ -24,6 +24,7 @@ from confbook_common.errors import (
     NotFound,
     Unauthenticated,
 )
+from confbook_common.rpc.observation import MethodObservation
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +98,6 @@ def _lenient(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], A
     return deserialize
 
 
-def _request_id(context: grpc.ServicerContext) -> str:
-    sent = next((value for key, value in context.invocation_metadata() if key == request_id.GRPC_METADATA_KEY), None)
-    return request_id.accept(sent if isinstance(sent, str) else None)
-
-
 def guarded(handler: grpc.RpcMethodHandler | None, method: str) -> grpc.RpcMethodHandler | None:
     """The handler, its exceptions turned into statuses if it is a sync unary one (all our servicers' are).
 
@@ -111,21 +107,27 @@ def guarded(handler: grpc.RpcMethodHandler | None, method: str) -> grpc.RpcMetho
     if handler is None or handler.unary_unary is None or not _is_sync(handler.unary_unary):
         return handler  # streaming (health Watch, reflection), which handle their own errors
     inner = handler.unary_unary
+    observation = MethodObservation(method)
 
     def guarded_call(request: Any, context: grpc.ServicerContext) -> Any:
-        # Every log line of the call names the request it serves.
-        token = request_id.current.set(_request_id(context))
-        try:
-            return _answer(request, context)
-        finally:
-            request_id.current.reset(token)
+        with observation.begin(context) as call:
+            response, status = _answer(request, context)
+            if status is None:
+                return response
+            call.code = status.code
+            # What abort_with_status() does, which the asyncio server's context for sync handlers lacks; and
+            # there abort() sends the status without raising, so nothing may follow it.
+            context.set_trailing_metadata(status.trailing_metadata)
+            context.abort(status.code, status.details)
+            return None
 
-    def _answer(request: Any, context: grpc.ServicerContext) -> Any:
+    def _answer(request: Any, context: grpc.ServicerContext) -> tuple[Any, grpc.Status | None]:
+        """The response, or the status the call fails with."""
         if request is _UNDECODABLE:
             status = _UNDECODABLE_STATUS
         else:
             try:
-                return inner(request, context)
+                return inner(request, context), None
             except DomainError as error:
                 status = status_for(error)
             except DependencyUnavailable as error:
@@ -140,10 +142,7 @@ def guarded(handler: grpc.RpcMethodHandler | None, method: str) -> grpc.RpcMetho
                     log.exception("%s failed (request_id=%s)", method, failed)
                     message = f"internal error (request id {failed})"
                     status = rpc_status.to_status(status_pb2.Status(code=code_pb2.INTERNAL, message=message))
-        # What abort_with_status() does, which the asyncio server's context for sync handlers lacks; and
-        # there abort() sends the status without raising, so nothing may follow it.
-        context.set_trailing_metadata(status.trailing_metadata)
-        context.abort(status.code, status.details)
+        return None, status
 
     return grpc.unary_unary_rpc_method_handler(
         guarded_call,

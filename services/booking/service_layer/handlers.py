@@ -308,7 +308,9 @@ def _move(
     conference_id = booking.conference.conference_id
     if seat_change(booking.status, target) < 0 and not booking.conference.has_started(now):
         uow.outbox.add(
-            events_pb2.SeatReleased(conference_id=conference_id, booking_id=booking.booking_id, reason=reason)
+            events_pb2.SeatReleased(
+                conference_id=conference_id, booking_id=booking.booking_id, reason=reason, released_at=to_timestamp(now)
+            )
         )
     if booking.status is Status.CONFIRMATION_PENDING and booking.offer_deadline is not None:
         uow.outbox.add(
