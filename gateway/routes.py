@@ -32,7 +32,7 @@ PageToken = Annotated[
     str, models.checked("page_token", validation.PAGE_TOKEN), models.documented(validation.PAGE_TOKEN)
 ]
 BookingIdInPath = Annotated[
-    int, models.checked("booking_id", validation.positive_id), models.int_range(1, validation.INT64_MAX)
+    int, models.checked("booking_id", validation.json_id), models.int_range(1, validation.JSON_INT_MAX)
 ]
 
 
@@ -93,6 +93,12 @@ def _booking(booking: booking_pb2.Booking) -> models.BookingOut:
 
 @router.post("/conference", status_code=201, responses=ERRORS, tags=["conferences"])
 async def create_conference(body: models.NewConference, clients: Clients) -> models.ConferenceOut:
+    """Create a conference.
+
+    Beyond what the schema states (400 `VALIDATION_ERROR` otherwise): `start` in the future, `end` after
+    `start`, at most 12 hours after it (exactly 12 is fine); names and topics of letters (of any script),
+    digits and spaces; topics distinct ignoring case. A name taken, ignoring case: 409 `CONFERENCE_EXISTS`.
+    """
     conference = await clients.conferences.CreateConference(
         conference_pb2.CreateConferenceRequest(
             name=body.name,
@@ -138,6 +144,11 @@ async def list_conferences(
 
 @router.post("/user", status_code=201, responses=ERRORS, tags=["users"])
 async def create_user(body: models.NewUser, clients: Clients) -> models.UserOut:
+    """Create a user.
+
+    Beyond what the schema states (400 `VALIDATION_ERROR` otherwise): `user_id` of letters (of any script)
+    and digits, topics of letters, digits and spaces, distinct ignoring case. An id taken: 409 `USER_EXISTS`.
+    """
     user = await clients.bookings.CreateUser(
         booking_pb2.CreateUserRequest(user_id=body.user_id, topics=body.topics),
         timeout=clients.timeout,
