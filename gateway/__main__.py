@@ -18,7 +18,7 @@ import uvicorn  # noqa: E402
 
 from confbook_common import processes, tracing  # noqa: E402
 from confbook_common.logging_setup import configure_logging  # noqa: E402
-from confbook_common.metrics import MetricsServer, metrics_address  # noqa: E402
+from confbook_common.metrics import start_metrics_server  # noqa: E402
 from confbook_common.settings import ConfigError, Env  # noqa: E402
 from gateway.app import create_app  # noqa: E402
 from gateway.config import GatewayConfig  # noqa: E402
@@ -41,8 +41,7 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 
 def _serve(config: GatewayConfig) -> None:
     tracing.configure_tracing("gateway")
-    metrics_server = MetricsServer(*metrics_address("gateway"))
-    metrics_server.start()
+    start_metrics_server("gateway")
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(config),

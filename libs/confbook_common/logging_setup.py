@@ -20,7 +20,12 @@ _no_trace: TraceIds = lambda: None  # noqa: E731
 trace_ids: list[TraceIds] = [_no_trace]
 
 # Attributes every LogRecord has; anything else was passed in `extra=` and goes into the JSON object.
-_STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# uvicorn's `color_message` repeats the message with terminal colours.
+_STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):

@@ -171,3 +171,18 @@ class MetricsServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def start_metrics_server(program: str, collectors: Iterable[Collector] = ()) -> MetricsServer | None:
+    """The program's endpoint, started; None (and one ERROR line) if its port cannot be had.
+
+    A worker without its endpoint still does its work: metrics never take a service down.
+    """
+    host, port = metrics_address(program)
+    try:
+        server = MetricsServer(host, port, collectors)
+    except OSError as error:
+        log.error("metrics: cannot listen on %s:%d (%s); serving without metrics", host, port, error)
+        return None
+    server.start()
+    return server

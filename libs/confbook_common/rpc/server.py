@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 
 from confbook_common import processes, tracing
 from confbook_common.logging_setup import configure_logging
-from confbook_common.metrics import MetricsServer, metrics_address
+from confbook_common.metrics import start_metrics_server
 from confbook_common.rpc.bounds import StreamBounds, StreamLimiter, server_options
 from confbook_common.rpc.errors import guarded
 from confbook_common.rpc.health import HealthServicer
@@ -119,10 +119,8 @@ class ServiceRuntime:
         names = [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
         reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection_aio.ReflectionServicer(names), registrar)
         server.add_insecure_port(self._address)
-        metrics_server = MetricsServer(*metrics_address(self.name), self._collectors)
-
         await server.start()
-        metrics_server.start()
+        metrics_server = start_metrics_server(self.name, self._collectors)
         for worker in self._workers:
             worker.start()
         log.info("%s serving gRPC on %s", self.name, self._address)
@@ -136,7 +134,8 @@ class ServiceRuntime:
         for worker in self._workers:
             worker.stop()
         await server.stop(_SHUTDOWN_GRACE_SECONDS)
-        metrics_server.stop()
+        if metrics_server is not None:
+            metrics_server.stop()
         for worker in self._workers:
             await asyncio.to_thread(worker.join, timeout=_SHUTDOWN_GRACE_SECONDS)
         log.info("%s stopped", self.name)
