@@ -51,6 +51,8 @@ class Program:
     workers: int
     # Where its workers keep their Prometheus samples; replicas of one service share it (confbook_common.metrics_dir).
     metrics_dir: Path | None = None
+    # Another program than `python -m module` (Prometheus under OBSERVE=1).
+    command: tuple[str, ...] = ()
 
     def process_names(self) -> list[str]:
         return [self.process_name(index) for index in range(self.workers)]
@@ -192,7 +194,7 @@ class Supervisor:
             sections += [
                 "",
                 f"[program:{program.name}]",
-                f"command = {sys.executable} -m {program.module}",
+                f"command = {' '.join(program.command) or f'{sys.executable} -m {program.module}'}",
                 f"process_name = {program.name}-w%(process_num)d",
                 f"numprocs = {program.workers}",
                 f"environment = {environment}",
