@@ -22,8 +22,14 @@ log = logging.getLogger(__name__)
 
 def on_seat_released(event: events_pb2.SeatReleased, uow: WaitlistUnitOfWork, *, promotions: Promotions) -> None:
     offered = promotions.offer_free_seats(event.conference_id)
-    if offered and event.HasField("released_at"):
-        metrics.PROMOTION_DELAY.observe(max((utc_now() - from_timestamp(event.released_at)).total_seconds(), 0.0))
+    if not offered:
+        return  # offered already (a redelivery), or nobody waits
+    if not event.HasField("released_at"):  # published before the field existed
+        log.info("conference %d: %d seat(s) offered", event.conference_id, offered)
+        return
+    delay = max((utc_now() - from_timestamp(event.released_at)).total_seconds(), 0.0)
+    metrics.PROMOTION_DELAY.observe(delay)
+    log.info("conference %d: %d seat(s) offered, %.3f s after the release", event.conference_id, offered, delay)
 
 
 def on_offer_made(event: events_pb2.OfferMade, uow: WaitlistUnitOfWork, *, timer_queue: str) -> None:
