@@ -130,10 +130,10 @@ def read_or_none(engine: Engine, read: Callable[..., T]) -> T | None:
 
 
 def metrics_address(program: str, env: Env | None = None) -> tuple[str, int]:
-    """METRICS_HOST (loopback unless told) and <PROGRAM>_METRICS_PORT."""
+    """METRICS_HOST (loopback unless told) and <PROGRAM>_METRICS_PORT (a default for the product's programs)."""
     env = env or Env()
     host = env.text("METRICS_HOST", "127.0.0.1")
-    return host, env.port(f"{program.upper()}_METRICS_PORT", DEFAULT_METRICS_PORTS[program])
+    return host, env.port(f"{program.upper().replace('-', '_')}_METRICS_PORT", DEFAULT_METRICS_PORTS.get(program, 0))
 
 
 class _SharedPortServer(ThreadingHTTPServer):
@@ -179,6 +179,8 @@ def start_metrics_server(program: str, collectors: Iterable[Collector] = ()) -> 
     A worker without its endpoint still does its work: metrics never take a service down.
     """
     host, port = metrics_address(program)
+    if port == 0:
+        return None  # not one of the product's programs (the benchmark's no-op service), and no port given
     try:
         server = MetricsServer(host, port, collectors)
     except OSError as error:

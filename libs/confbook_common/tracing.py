@@ -147,16 +147,6 @@ def end_server_span(handle: ServerSpan, code: str, *, ok: bool) -> None:
 
 
 @contextmanager
-def span(name: str, *, kind: SpanKind = SpanKind.INTERNAL, **attributes: Any) -> Iterator[Span | None]:
-    """A span around a block, child of the current one; nothing when off."""
-    if _tracer is None:
-        yield None
-        return
-    with _tracer.start_as_current_span(name, kind=kind, attributes=attributes) as current:
-        yield current
-
-
-@contextmanager
 def http_server_span(method: str, route: str, headers: Mapping[str, Any]) -> Iterator[Span | None]:
     """A SERVER span for an HTTP request, continuing a trace the client sent in `traceparent`."""
     if _tracer is None:
