@@ -13,6 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from confbook.booking.v1 import booking_pb2, booking_pb2_grpc
 from confbook.waitlist.v1 import waitlist_pb2, waitlist_pb2_grpc
 from scripts.sandbox import Stack
 from tests.e2e.conftest import Api
@@ -59,6 +60,8 @@ def test_after_a_short_load_every_metrics_endpoint_shows_its_families_with_value
     api.http.get("/booking/not-a-number")  # a 400 among the counts
     with grpc.insecure_channel(stack.grpc_target("waitlist")) as channel:
         waitlist_pb2_grpc.WaitlistServiceStub(channel).ListOffers(waitlist_pb2.ListOffersRequest(conference_id=1))
+    with grpc.insecure_channel(stack.grpc_target("booking")) as channel, pytest.raises(grpc.RpcError):
+        booking_pb2_grpc.BookingServiceStub(channel).GetBooking(booking_pb2.GetBookingRequest(booking_id=0))
 
     gateway = scrape(stack, "gateway")
     assert total(gateway, "http_requests_total", method="POST", route="/book", status="201") >= 3
@@ -75,6 +78,7 @@ def test_after_a_short_load_every_metrics_endpoint_shows_its_families_with_value
     booking = scrape(stack, "booking")
     assert total(booking, "grpc_server_started_total", grpc_method="Book") >= 3
     assert total(booking, "grpc_server_handled_total", grpc_method="CancelBooking", grpc_code="OK") >= 1
+    assert total(booking, "grpc_server_handled_total", grpc_method="GetBooking", grpc_code="INVALID_ARGUMENT") >= 1
     assert total(booking, "confbook_booking_transitions_total", from_status="NEW", to_status="CONFIRMED") >= 1
     assert total(booking, "confbook_booking_transitions_total", from_status="NEW", to_status="WAITLISTED") >= 2
     assert total(booking, "confbook_booking_transitions_total", to_status="CONFIRMATION_PENDING") >= 2
