@@ -10,7 +10,9 @@ PROTOS := $(shell find protos -name '*.proto')
 
 # Settings from the environment or the command line reach every process a target starts.
 export GATEWAY_PORT CONFERENCE_GRPC_PORT BOOKING_GRPC_PORT WAITLIST_GRPC_PORT
-export CONFIRMATION_WINDOW_SECONDS DATABASE_URL AMQP_URL LISTEN_HOST LOG_LEVEL WORKERS REPLICAS
+export CONFIRMATION_WINDOW_SECONDS DATABASE_URL AMQP_URL LISTEN_HOST LOG_LEVEL LOG_FORMAT WORKERS REPLICAS
+export OBSERVE PROMETHEUS_PORT METRICS_HOST GATEWAY_METRICS_PORT CONFERENCE_METRICS_PORT BOOKING_METRICS_PORT WAITLIST_METRICS_PORT
+export OTEL_EXPORTER_OTLP_ENDPOINT
 export TEST_DATABASE_URL TEST_AMQP_URL
 export SOAK_STATE_DIR SOAK_DATABASE_URL SOAK_AMQP_URL
 
@@ -20,7 +22,8 @@ help: ## List the targets
 	@echo
 	@echo "  Settings (environment or make VAR=value): GATEWAY_PORT [8080], CONFERENCE_GRPC_PORT [50051],"
 	@echo "  BOOKING_GRPC_PORT [50052], WAITLIST_GRPC_PORT [50053], CONFIRMATION_WINDOW_SECONDS [3600],"
-	@echo "  DATABASE_URL, AMQP_URL, LISTEN_HOST [127.0.0.1]; see README.md."
+	@echo "  DATABASE_URL, AMQP_URL, LISTEN_HOST [127.0.0.1]; <PROGRAM>_METRICS_PORT [9180-9183], OBSERVE [0],"
+	@echo "  PROMETHEUS_PORT [9090], OTEL_EXPORTER_OTLP_ENDPOINT [none: no traces], LOG_FORMAT; see README.md."
 	@echo "  make bench BENCH_ARGS=\"--quick --strict ...\" passes options; python -m scripts.bench --help lists them."
 	@echo "  make soak SOAK_ARGS=\"--operations 1500 --seed 7 ...\" likewise; python -m scripts.soak --help lists them."
 
@@ -47,7 +50,7 @@ install: $(VENV)/.installed gen/.generated ## Create .venv with the pinned depen
 protos: gen/.generated ## Generate Python code (with .pyi stubs) from protos/ into gen/
 
 .PHONY: system-deps
-system-deps: ## Install PostgreSQL, RabbitMQ and wrk from Debian's packages if missing
+system-deps: ## Install PostgreSQL, RabbitMQ and wrk (and Prometheus with OBSERVE=1) from Debian's packages if missing
 	@scripts/system-deps.sh
 
 .PHONY: migrate
@@ -61,7 +64,7 @@ run: install system-deps ## Start everything in the foreground (PostgreSQL, Rabb
 	$(VENV_PY) -m scripts.stack run
 
 .PHONY: up
-up: install system-deps ## Start the same stack in the background; returns once GET /readyz answers 200
+up: install system-deps ## Start the same stack in the background; returns once GET /readyz answers 200 (OBSERVE=1: and Prometheus)
 	$(VENV_PY) -m scripts.stack up
 
 .PHONY: down

@@ -9,14 +9,20 @@ this command's own parent process when started directly.
 import socket
 import sys
 
-import uvicorn
+from confbook_common import metrics_dir
 
-from confbook_common import processes
-from confbook_common.logging_setup import configure_logging
-from confbook_common.settings import ConfigError, Env
-from gateway.app import create_app
-from gateway.config import GatewayConfig
-from gateway.http_server import BACKLOG, uvicorn_settings
+# Before anything imports prometheus_client, which chooses its storage on import.
+metrics_dir.prepare("gateway")
+
+import uvicorn  # noqa: E402
+
+from confbook_common import processes, tracing  # noqa: E402
+from confbook_common.logging_setup import configure_logging  # noqa: E402
+from confbook_common.metrics import start_metrics_server  # noqa: E402
+from confbook_common.settings import ConfigError, Env  # noqa: E402
+from gateway.app import create_app  # noqa: E402
+from gateway.config import GatewayConfig  # noqa: E402
+from gateway.http_server import BACKLOG, uvicorn_settings  # noqa: E402
 
 _SHUTDOWN_GRACE_SECONDS = 10.0
 
@@ -34,6 +40,8 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 
 
 def _serve(config: GatewayConfig) -> None:
+    tracing.configure_tracing("gateway")
+    start_metrics_server("gateway")
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(config),

@@ -14,6 +14,7 @@ from gateway.clients import ServiceClients
 from gateway.config import GatewayConfig
 from gateway.edge import RequestEdgeMiddleware
 from gateway.errors import install_error_handlers
+from gateway.observation import ObservationMiddleware
 from gateway.routes import router
 
 DESCRIPTION = """Book seats at conferences. A full conference puts you on its waitlist; when a seat
@@ -33,7 +34,8 @@ def create_app(config: GatewayConfig) -> FastAPI:
     app.include_router(router)
     install_error_handlers(app)
     app.add_middleware(JsonBodyMiddleware, max_bytes=config.max_body_bytes)
-    app.add_middleware(RequestEdgeMiddleware)  # added last, so outermost: it sees every exception
+    app.add_middleware(RequestEdgeMiddleware)  # outside the others: it sees every exception
+    app.add_middleware(ObservationMiddleware)  # added last, so outermost: it times everything
     _document_400_instead_of_422(app)
     return app
 

@@ -30,7 +30,8 @@ class JsonBodyMiddleware:
             error = BodyTooLarge(self.max_bytes)
             await error_response(error.status, error.code, error.message)(scope, receive, send)
             return
-        scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        # In place, not a copy: the layers outside read what routing adds to the scope (its route template).
+        scope["headers"] = [*headers, (b"content-type", b"application/json")]
         received = 0
 
         async def limited_receive() -> Message:

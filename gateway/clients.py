@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2_grpc
 
 from confbook.booking.v1 import booking_pb2_grpc
 from confbook.conference.v1 import conference_pb2_grpc
-from confbook_common import request_id
+from confbook_common import request_id, tracing
 from gateway.config import GatewayConfig
 
 Stub = TypeVar("Stub")
@@ -78,7 +78,11 @@ class ServiceClients:
     @staticmethod
     def metadata(*extra: tuple[str, str]) -> tuple[tuple[str, str], ...]:
         """Metadata for a call made for the current request: its id, so the services log the same one."""
-        return ((request_id.GRPC_METADATA_KEY, request_id.current.get() or request_id.new()), *extra)
+        return (
+            (request_id.GRPC_METADATA_KEY, request_id.current.get() or request_id.new()),
+            *tracing.carrier().items(),  # the request's trace, which the service's span continues
+            *extra,
+        )
 
     @property
     def conferences(self) -> conference_pb2_grpc.ConferenceServiceAsyncStub:

@@ -75,11 +75,12 @@ Timestamp = Annotated[
         {
             "type": "string",
             "maxLength": timestamps.MAX_LENGTH,
+            "pattern": timestamps.PATTERN,
             "description": f'"2024-06-15 09:00:00" (UTC) or ISO 8601 with T and zone, {validation.TIME_RANGE}',
         }
     ),
 ]
-BookingId = Annotated[StrictInt, checked("booking_id", validation.positive_id), int_range(1, validation.INT64_MAX)]
+BookingId = Annotated[StrictInt, checked("booking_id", validation.json_id), int_range(1, validation.JSON_INT_MAX)]
 Status = Literal["CONFIRMED", "WAITLISTED", "CONFIRMATION_PENDING", "CANCELED"]
 
 ConferenceName = Annotated[

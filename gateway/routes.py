@@ -44,7 +44,7 @@ RecommendationLimit = Annotated[
     models.int_range(1, validation.RECOMMENDATIONS_MAX),
 ]
 BookingIdInPath = Annotated[
-    int, models.checked("booking_id", validation.positive_id), models.int_range(1, validation.INT64_MAX)
+    int, models.checked("booking_id", validation.json_id), models.int_range(1, validation.JSON_INT_MAX)
 ]
 
 
@@ -98,6 +98,12 @@ def _booking(booking: booking_pb2.Booking) -> models.BookingOut:
 async def create_conference(
     body: models.NewConference, clients: Clients, retry: RetryOf, response: Response
 ) -> models.ConferenceOut:
+    """Create a conference.
+
+    Beyond what the schema states (400 `VALIDATION_ERROR` otherwise): `start` in the future, `end` after
+    `start`, at most 12 hours after it (exactly 12 is fine); names and topics of letters (of any script),
+    digits and spaces; topics distinct ignoring case. A name taken, ignoring case: 409 `CONFERENCE_EXISTS`.
+    """
     call = clients.conferences.CreateConference(
         conference_pb2.CreateConferenceRequest(
             name=body.name,
@@ -178,6 +184,11 @@ async def list_conferences(
 
 @router.post("/user", status_code=201, responses=WRITE_ERRORS, tags=["users"])
 async def create_user(body: models.NewUser, clients: Clients, retry: RetryOf, response: Response) -> models.UserOut:
+    """Create a user.
+
+    Beyond what the schema states (400 `VALIDATION_ERROR` otherwise): `user_id` of letters (of any script)
+    and digits, topics of letters, digits and spaces, distinct ignoring case. An id taken: 409 `USER_EXISTS`.
+    """
     call = clients.bookings.CreateUser(
         booking_pb2.CreateUserRequest(user_id=body.user_id, topics=body.topics),
         timeout=clients.timeout,

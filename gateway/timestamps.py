@@ -9,7 +9,9 @@ from confbook_common.timestamps import format_utc
 
 __all__ = ["MAX_LENGTH", "format_utc", "parse"]
 
-_ACCEPTED = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?", re.ASCII)
+# The forms accepted, as the OpenAPI document states them (a JSON Schema pattern, so [0-9] rather than \d).
+PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?$"
+_ACCEPTED = re.compile(PATTERN, re.ASCII)
 # The longest text _ACCEPTED matches: "2024-06-15T09:00:00.123456+02:00".
 MAX_LENGTH = 32
 

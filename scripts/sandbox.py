@@ -18,6 +18,7 @@ import pika
 from psycopg2 import sql
 from sqlalchemy.engine import make_url
 
+from confbook_common import metrics_dir
 from confbook_common.messaging.topology import DEAD_LETTER_QUEUE
 from confbook_common.settings import Env
 from scripts import infra
@@ -87,12 +88,12 @@ def _empty_queues(amqp_url: str, window_seconds: int) -> None:
 
 _SETTINGS = (
     "DATABASE_URL", "DB_PASSWORD", "GRPC_HOST", "GRPC_PORT", "AMQP_URL", "AMQP_PASSWORD", "AMQP_MANAGEMENT_URL",
-    "GATEWAY_PORT", "LISTEN_HOST", "PROMOTION_TOKEN",
+    "GATEWAY_PORT", "LISTEN_HOST", "PROMOTION_TOKEN", "METRICS_PORT", "METRICS_HOST",
 )  # fmt: skip
 
 
 def _is_setting(name: str) -> bool:
-    return name.endswith(_SETTINGS) or name == "CONFIRMATION_WINDOW_SECONDS"
+    return name.endswith(_SETTINGS) or name in ("CONFIRMATION_WINDOW_SECONDS", metrics_dir.VARIABLE)
 
 
 def environment(
@@ -106,15 +107,21 @@ def environment(
         **inherited,
         **infrastructure.env(),
         "GATEWAY_PORT": str(ports["gateway"]),
-        **{f"{service.upper()}_GRPC_PORT": str(port) for service, port in ports.items() if service != "gateway"},
+        **{f"{service.upper()}_GRPC_PORT": str(ports[service]) for service in MODULES if service != "gateway"},
+        **{f"{name.upper()}_METRICS_PORT": str(ports[metrics_port_name(name)]) for name in MODULES},
         "CONFIRMATION_WINDOW_SECONDS": str(window_seconds),
         "PROMOTION_TOKEN": promotion_token or secrets.token_hex(16),
     }
 
 
+def metrics_port_name(program: str) -> str:
+    """The key in a stack's ports of a program's metrics endpoint."""
+    return f"{program}-metrics"
+
+
 def free_ports() -> dict[str, int]:
-    """A free port for each program (the gateway and each service)."""
-    return {name: free_port() for name in MODULES}
+    """A free port for each program (the gateway and each service), and for each one's metrics."""
+    return {name: free_port() for name in MODULES} | {metrics_port_name(name): free_port() for name in MODULES}
 
 
 def free_port() -> int:
@@ -156,6 +163,9 @@ class Stack:
     def grpc_target(self, service: str) -> str:
         return f"127.0.0.1:{self.ports[service]}"
 
+    def metrics_url(self, program: str) -> str:
+        return f"http://127.0.0.1:{self.ports[metrics_port_name(program)]}/metrics"
+
     def env(self) -> Mapping[str, str]:
         return {
             **environment(self.infrastructure, self.ports, self.window_seconds, self.promotion_token),
@@ -170,8 +180,12 @@ class Stack:
     def start(self, name: str | None = None) -> None:
         """Start one service (every replica of it), or everything."""
         for each in [name] if name else MODULES:
+            # One directory of samples for all the program's processes, replicas included: its endpoint adds them up.
+            samples = self.log_dir.parent / "metrics" / each
+            metrics_dir.reset(samples)
+            env = {**self.env(), metrics_dir.VARIABLE: str(samples)}
             for instance in self.instances(each):
-                self.processes[instance] = launch(each, self.env(), self.log_dir, log_name=instance)
+                self.processes[instance] = launch(each, env, self.log_dir, log_name=instance)
 
     def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> int:
         """Signal every process of a service (all replicas, all workers) and wait; the first one's exit status."""

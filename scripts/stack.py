@@ -21,8 +21,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
+from confbook_common.metrics import metrics_address
 from confbook_common.settings import SERVICES, ConfigError, Env
-from scripts import infra
+from scripts import infra, observe
 from scripts.launching import MODULES, REPO_ROOT, StackError, readiness_problem, relative, wait_until_ready
 from scripts.migrate import migrate_all, migrate_broker
 from scripts.supervision import ProcessState, Program, Supervisor, SupervisorError
@@ -65,8 +66,13 @@ class LocalStack:
             for service in SERVICES
             for replica in range(1, replicas + 1)
         ]
-        services = [Program(name, MODULES[service], workers) for service, name in replica_names]
-        return [*services, Program("gateway", MODULES["gateway"], workers)]
+        samples = self.state_dir / "metrics"
+        services = [Program(name, MODULES[service], workers, samples / service) for service, name in replica_names]
+        programs = [*services, Program("gateway", MODULES["gateway"], workers, samples / "gateway")]
+        if observe.wanted(self.env):
+            command = tuple(observe.prometheus_command(self.env, self.state_dir))
+            programs.append(Program("prometheus", "", 1, command=command))
+        return programs
 
     # --- commands --------------------------------------------------------------------------------------------
 
@@ -162,6 +168,9 @@ class LocalStack:
         """A stray server on our ports could answer /readyz in our place."""
         ports = {"gateway": self.env.port("GATEWAY_PORT", 8080)}
         ports |= {service: self.env.grpc_port(service) for service in SERVICES}
+        ports |= {f"{name} metrics": metrics_address(name, self.env)[1] for name in MODULES}
+        if observe.wanted(self.env):
+            ports["prometheus"] = observe.prometheus_port(self.env)
         taken = [f"{port} ({name})" for name, port in ports.items() if infra.port_open("127.0.0.1", port)]
         if taken:
             raise StackError(f"ports already in use: {', '.join(taken)}; stop whatever holds them or choose others")
@@ -191,6 +200,11 @@ def _print_summary(stack: LocalStack, how_to_stop: str) -> None:
     print(f"\nThe stack is up.\n  gateway   {url}\n  API docs  {url}/docs")
     for service in SERVICES:
         print(f"  gRPC      {service:<10} {stack.env.listen_host()}:{stack.env.grpc_port(service)}")
+    for name in MODULES:
+        host, port = metrics_address(name, stack.env)
+        print(f"  metrics   {name:<10} http://{host}:{port}/metrics")
+    if observe.wanted(stack.env):
+        print(f"  prometheus           http://127.0.0.1:{observe.prometheus_port(stack.env)}/")
     print(f"  logs      {relative(stack.log_dir)}/")
     print(f"supervisord restarts any process that dies; `make status` shows them. {how_to_stop}")
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from confbook_common import metrics_dir
 from confbook_common.processes import WORKER_INDEX_VARIABLE
 from scripts import infra
 
@@ -48,6 +49,10 @@ class Program:
     name: str
     module: str
     workers: int
+    # Where its workers keep their Prometheus samples; replicas of one service share it (confbook_common.metrics_dir).
+    metrics_dir: Path | None = None
+    # Another program than `python -m module` (Prometheus under OBSERVE=1).
+    command: tuple[str, ...] = ()
 
     def process_names(self) -> list[str]:
         return [self.process_name(index) for index in range(self.workers)]
@@ -93,6 +98,8 @@ class Supervisor:
             raise SupervisorError(f"supervisord already runs for {self.state_dir} (pid {self._pid()})")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        for samples in {program.metrics_dir for program in programs if program.metrics_dir is not None}:
+            metrics_dir.reset(samples)  # an earlier run's counts must not add to this one's
         self.config_file.write_text(self._config(programs))
         command = [sys.executable, "-m", "supervisor.supervisord", "--configuration", str(self.config_file)]
         # supervisord forks into the background; the parent exits once the child has taken over.
@@ -184,13 +191,16 @@ class Supervisor:
             f"serverurl = unix://{self.socket_file}",
         ]
         for program in programs:
+            environment = f'{WORKER_INDEX_VARIABLE}="%(process_num)d"'
+            if program.metrics_dir is not None:
+                environment += f',{metrics_dir.VARIABLE}="{program.metrics_dir}"'
             sections += [
                 "",
                 f"[program:{program.name}]",
-                f"command = {sys.executable} -m {program.module}",
+                f"command = {' '.join(program.command) or f'{sys.executable} -m {program.module}'}",
                 f"process_name = {program.name}-w%(process_num)d",
                 f"numprocs = {program.workers}",
-                f'environment = {WORKER_INDEX_VARIABLE}="%(process_num)d"',
+                f"environment = {environment}",
                 "autorestart = true",
                 f"startsecs = {_START_SECONDS}",
                 f"startretries = {_START_RETRIES}",

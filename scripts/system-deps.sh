@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Install the PostgreSQL and RabbitMQ servers, and the wrk load generator (make bench), from Debian's packages when
 # missing, without starting their services: scripts/infra.py runs private instances of them instead.
+# With OBSERVE=1 (make up OBSERVE=1), Prometheus too, which scripts/observe.py runs privately.
 set -euo pipefail
 
 missing=()
 [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] || missing+=(rabbitmq-server)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 [[ -x /usr/bin/wrk ]] || missing+=(wrk)
+if [[ ${OBSERVE:-0} == 1 ]]; then
+    [[ -x /usr/bin/prometheus ]] || missing+=(prometheus)
+fi
 if ((${#missing[@]} == 0)); then exit 0; fi
 
 if ((EUID != 0)); then
@@ -26,5 +30,6 @@ export RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive
 
 echo "Installing ${missing[*]} from Debian's packages..."
 apt-get update -qq
-apt-get install -y -qq "${missing[@]}" >/dev/null
+# Without recommends: Prometheus would bring its node exporter, which nothing here runs.
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "Installed ${missing[*]}."

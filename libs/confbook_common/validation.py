@@ -3,6 +3,7 @@ checks and documents its HTTP input with the same ones (see README.md, "Input ru
 
 from __future__ import annotations
 
+import re
 import unicodedata
 import uuid
 from collections.abc import Callable, Sequence
@@ -17,6 +18,8 @@ from confbook_common.errors import InvalidInput
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# The largest integer every JSON reader holds exactly (RFC 8259, I-JSON): the HTTP API's ids stop there.
+JSON_INT_MAX = 2**53 - 1
 
 NAME_MAX_LENGTH = 100  # conference names and locations
 TOPIC_MAX_LENGTH = 100
@@ -32,7 +35,8 @@ RECOMMENDATIONS_MAX = 100
 # character can fold into three ("ß" into "ss"). Beyond these lengths nothing can be found.
 NAME_LOOKUP_MAX_LENGTH = 4 * NAME_MAX_LENGTH
 USER_ID_LOOKUP_MAX_LENGTH = 4 * USER_ID_MAX_LENGTH
-PAGE_TOKEN_MAX_LENGTH = 200
+# "<start, microseconds since the epoch>_<conference id>": 18 and 19 digits at most.
+PAGE_TOKEN_MAX_LENGTH = 38
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 WEBHOOK_URL_MAX_LENGTH = 2000
 UUID_LENGTH = 36
@@ -54,9 +58,14 @@ SHOWN_MAX_LENGTH = NAME_MAX_LENGTH
 _CONTROLS = r"\u0000-\u001f\u007f-\u009f"
 _ASCII_SYMBOLS = r"!-/:-@\[-`{-~"
 TEXT_PATTERN = f"^[^{_CONTROLS}]*$"
-WORDS_PATTERN = f"^[^{_CONTROLS}{_ASCII_SYMBOLS}]*$"
-IDENTIFIER_PATTERN = f"^[^{_CONTROLS}{_ASCII_SYMBOLS} ]+$"
-PAGE_TOKEN_PATTERN = "^[A-Za-z0-9_=-]*$"
+_WORD_CHARACTER = f"[^{_CONTROLS}{_ASCII_SYMBOLS}]"
+_WORD_CHARACTER_NOT_SPACE = f"[^{_CONTROLS}{_ASCII_SYMBOLS} ]"
+# Not blank: at least one character other than a space.
+WORDS_PATTERN = f"^{_WORD_CHARACTER}*{_WORD_CHARACTER_NOT_SPACE}{_WORD_CHARACTER}*$"
+IDENTIFIER_PATTERN = f"^{_WORD_CHARACTER_NOT_SPACE}+$"
+# Empty, or a position in the list: any such token is one (a position past the end gives an empty page).
+PAGE_TOKEN_PATTERN = "^([0-9]{1,18}_[0-9]{1,19})?$"
+_PAGE_TOKEN = re.compile(PAGE_TOKEN_PATTERN, re.ASCII)
 
 
 def shown(value: str) -> str:
@@ -129,10 +138,17 @@ def lookup_key(field: str, value: str, *, max_length: int) -> str:
 
 
 def page_token(field: str, value: str, *, max_length: int) -> str:
-    """Empty, or a token a page gave: URL-safe base64 (what it holds is checked when it is read)."""
+    """Empty, or a position in the list as a page gives it: `<digits>_<digits>`."""
     text(field, value, max_length=max_length)
-    if not all(char.isascii() and (char.isalnum() or char in "_=-") for char in value):
-        raise InvalidInput(field, "is not a token this service issued")
+    if not _PAGE_TOKEN.fullmatch(value):
+        raise InvalidInput(field, "is not a page token (next_page_token of a previous page)")
+    return value
+
+
+def json_id(field: str, value: int) -> int:
+    """An id as the HTTP API takes it: positive, and exact in any JSON reader."""
+    if not 0 < value <= JSON_INT_MAX:
+        raise InvalidInput(field, f"must be a positive integer of at most {JSON_INT_MAX}")
     return value
 
 
@@ -166,7 +182,10 @@ NAME_LOOKUP = TextRule(
 )
 USER_ID_LOOKUP = TextRule(lookup_key, USER_ID_LOOKUP_MAX_LENGTH, TEXT_PATTERN, "a user's id", 1)
 PAGE_TOKEN = TextRule(
-    page_token, PAGE_TOKEN_MAX_LENGTH, PAGE_TOKEN_PATTERN, "next_page_token of the previous page; empty for the first"
+    page_token,
+    PAGE_TOKEN_MAX_LENGTH,
+    PAGE_TOKEN_PATTERN,
+    "next_page_token of the previous page; empty for the first; a position past the end gives an empty page",
 )
 
 

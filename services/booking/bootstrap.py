@@ -6,12 +6,15 @@ from confbook.booking.v1 import booking_pb2, booking_pb2_grpc, promotion_pb2, pr
 from confbook_common.db import create_engine
 from confbook_common.idempotency import ExpiredKeyPurger
 from confbook_common.messaging.relay import OutboxRelay
+from confbook_common.metrics import OutboxCollector
 from confbook_common.rpc.bounds import StreamBounds
 from confbook_common.rpc.client import insecure_channel
 from confbook_common.rpc.server import ServiceRuntime, database_reachable, run_service
+from confbook_common.tracing import traced_channel
 from services.booking.adapters import tables
 from services.booking.adapters.change_notices import ChangeNotices
 from services.booking.adapters.conference_directory import GrpcConferenceDirectory
+from services.booking.adapters.metrics import WaitlistCollector
 from services.booking.config import SERVICE, BookingConfig
 from services.booking.entrypoints.grpc_servicer import BookingServicer
 from services.booking.entrypoints.promotion_servicer import PromotionServicer
@@ -25,7 +28,7 @@ def build(config: BookingConfig) -> ServiceRuntime:
     def unit_of_work() -> BookingUnitOfWork:
         return BookingUnitOfWork(engine)
 
-    directory = GrpcConferenceDirectory(insecure_channel(config.conference_target))
+    directory = GrpcConferenceDirectory(traced_channel(insecure_channel(config.conference_target)))
     bookings = BookingServicer(
         unit_of_work,
         directory,
@@ -46,6 +49,8 @@ def build(config: BookingConfig) -> ServiceRuntime:
         lambda server: promotion_pb2_grpc.add_PromotionServiceServicer_to_server(promotions, server),
     )
     runtime.add_check("postgresql", database_reachable(engine))
+    runtime.add_collector(OutboxCollector(engine, tables.outbox))
+    runtime.add_collector(WaitlistCollector(engine))
     runtime.add_worker(OutboxRelay(engine=engine, table=tables.outbox, amqp_url=config.amqp_url))
     runtime.add_worker(ExpiredKeyPurger(engine.connect, tables.idempotency_keys))
     runtime.add_worker(

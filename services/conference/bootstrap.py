@@ -6,6 +6,7 @@ from confbook.conference.v1 import conference_pb2, conference_pb2_grpc
 from confbook_common.db import create_engine
 from confbook_common.idempotency import ExpiredKeyPurger
 from confbook_common.messaging.relay import OutboxRelay
+from confbook_common.metrics import OutboxCollector
 from confbook_common.rpc.server import ServiceRuntime, database_reachable, run_service
 from services.conference.adapters import tables
 from services.conference.config import SERVICE, ConferenceConfig
@@ -27,6 +28,7 @@ def build(config: ConferenceConfig) -> ServiceRuntime:
         lambda server: conference_pb2_grpc.add_ConferenceServiceServicer_to_server(servicer, server),
     )
     runtime.add_check("postgresql", database_reachable(engine))
+    runtime.add_collector(OutboxCollector(engine, tables.outbox))
     runtime.add_worker(OutboxRelay(engine=engine, table=tables.outbox, amqp_url=config.amqp_url))
     runtime.add_worker(ExpiredKeyPurger(engine.connect, tables.idempotency_keys))
     runtime.add_worker(StartTrigger(unit_of_work))

@@ -14,9 +14,11 @@ from confbook_common.db import create_engine
 from confbook_common.messaging.consumer import EventConsumer, Subscription
 from confbook_common.messaging.relay import OutboxRelay
 from confbook_common.messaging.topology import EVENT_OWNERS
+from confbook_common.metrics import OutboxCollector
 from confbook_common.rpc.caller_auth import with_token
 from confbook_common.rpc.client import insecure_channel
 from confbook_common.rpc.server import ServiceRuntime, database_reachable, run_service
+from confbook_common.tracing import traced_channel
 from services.waitlist.adapters import tables, topology
 from services.waitlist.adapters.promotions import GrpcPromotions
 from services.waitlist.config import SERVICE, WaitlistConfig
@@ -32,7 +34,8 @@ def build(config: WaitlistConfig) -> ServiceRuntime:
     def unit_of_work() -> WaitlistUnitOfWork:
         return WaitlistUnitOfWork(engine)
 
-    promotions = GrpcPromotions(with_token(insecure_channel(config.booking_target), config.promotion_token))
+    booking = traced_channel(insecure_channel(config.booking_target))
+    promotions = GrpcPromotions(with_token(booking, config.promotion_token))
     window = config.confirmation_window_seconds
     declare_topology = partial(topology.declare, window_seconds=window)
 
@@ -70,6 +73,7 @@ def build(config: WaitlistConfig) -> ServiceRuntime:
         lambda server: waitlist_pb2_grpc.add_WaitlistServiceServicer_to_server(servicer, server),
     )
     runtime.add_check("postgresql", database_reachable(engine))
+    runtime.add_collector(OutboxCollector(engine, tables.outbox))
     runtime.add_worker(
         EventConsumer(
             name="waitlist-events",

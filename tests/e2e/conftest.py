@@ -12,6 +12,7 @@ import pytest
 
 from scripts.sandbox import Infrastructure, Stack
 from tests.conftest import E2E_WINDOW_SECONDS, STATE_DIR
+from tests.otlp_receiver import OtlpReceiver
 
 T = TypeVar("T")
 
@@ -33,8 +34,24 @@ E2E_BOUNDS = {
 
 
 @pytest.fixture(scope="session")
-def stack(infrastructure: Infrastructure) -> Iterator[Stack]:
-    stack = Stack(infrastructure, window_seconds=E2E_WINDOW_SECONDS, log_dir=STATE_DIR / "logs", settings=E2E_BOUNDS)
+def otlp_receiver() -> Iterator[OtlpReceiver]:
+    """Where every process of the e2e stack sends its spans, through its real OTLP exporter."""
+    receiver = OtlpReceiver()
+    receiver.start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(infrastructure: Infrastructure, otlp_receiver: OtlpReceiver) -> Iterator[Stack]:
+    # Traced, so that every e2e test also runs the instrumentation; spans are sent every 100 ms.
+    tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"}
+    stack = Stack(
+        infrastructure,
+        window_seconds=E2E_WINDOW_SECONDS,
+        log_dir=STATE_DIR / "logs",
+        settings={**E2E_BOUNDS, **tracing},
+    )
     try:
         stack.start()
         stack.wait_ready()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select, text
 
 from confbook.events.v1 import events_pb2
@@ -324,3 +325,35 @@ def test_a_first_booking_copies_the_conference_itself_when_nobody_looked_before(
         1,
     )
     assert counting.asked == 1
+
+
+def _transitions(source: str, target: str) -> float:
+    labels = {"from_status": source, "to_status": target}
+    return REGISTRY.get_sample_value("confbook_booking_transitions_total", labels) or 0.0
+
+
+def test_transitions_are_counted_once_committed_and_never_for_a_refused_change(uow, directory, new_user, tomorrow):
+    conference = directory.add(start=tomorrow, slots=1)
+    now = tomorrow - timedelta(days=1)
+    before = {
+        pair: _transitions(*pair)
+        for pair in [
+            ("NEW", "CONFIRMED"),
+            ("NEW", "WAITLISTED"),
+            ("CONFIRMED", "CANCELED"),
+            ("WAITLISTED", "CONFIRMATION_PENDING"),
+        ]
+    }
+    holder = book(uow, directory, new_user(), conference, now)
+    book(uow, directory, new_user(), conference, now)
+    handlers.cancel(uow(), holder.booking.booking_id, now)
+    with pytest.raises(BookingAlreadyCanceled):
+        handlers.cancel(uow(), holder.booking.booking_id, now)  # rolled back: nothing to count
+    handlers.offer_free_seats(uow(), conference.conference_id, now, timedelta(hours=1))
+    after = {pair: _transitions(*pair) - count for pair, count in before.items()}
+    assert after == {
+        ("NEW", "CONFIRMED"): 1,
+        ("NEW", "WAITLISTED"): 1,
+        ("CONFIRMED", "CANCELED"): 1,
+        ("WAITLISTED", "CONFIRMATION_PENDING"): 1,
+    }

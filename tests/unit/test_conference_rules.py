@@ -5,8 +5,10 @@ from typing import Any
 
 import pytest
 
+from confbook_common import validation
 from confbook_common.errors import InvalidInput
 from services.conference.domain.model import name_key, new_conference
+from services.conference.service_layer import handlers
 
 pytestmark = pytest.mark.unit
 
@@ -80,3 +82,8 @@ def test_at_most_ten_topics():
 
 def test_names_are_compared_ignoring_case_and_surrounding_spaces():
     assert name_key(" Tech Conference ") == name_key("tech conference")
+
+
+def test_a_page_token_past_the_last_possible_conference_reads_as_the_end_of_the_list():
+    start, conference_id = handlers._decode_token("9" * 18 + "_" + "9" * 19)
+    assert (start, conference_id) == (validation.LATEST, validation.INT64_MAX)

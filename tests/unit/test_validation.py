@@ -69,3 +69,21 @@ def test_positive_ids():
     assert validation.positive_id("booking_id", 7) == 7
     with pytest.raises(InvalidInput):
         validation.positive_id("booking_id", 0)
+
+
+@pytest.mark.parametrize("token", ["", "0_0", "1733212800000000_42", "9" * 18 + "_" + "9" * 19])
+def test_a_page_token_is_empty_or_a_position_in_the_list(token):
+    assert validation.page_token("page_token", token, max_length=validation.PAGE_TOKEN_MAX_LENGTH) == token
+
+
+@pytest.mark.parametrize("token", ["garbage!", "1_", "_1", "1-2", "1_2_3", "9" * 19 + "_1", "1_2\n", "\uff11_2"])
+def test_anything_else_is_no_page_token(token):
+    with pytest.raises(InvalidInput, match="page_token"):
+        validation.page_token("page_token", token, max_length=validation.PAGE_TOKEN_MAX_LENGTH)
+
+
+def test_the_http_ids_stop_at_the_integers_exact_in_json():
+    assert validation.json_id("booking_id", validation.JSON_INT_MAX) == validation.JSON_INT_MAX
+    for value in (0, -1, validation.JSON_INT_MAX + 1):
+        with pytest.raises(InvalidInput, match="booking_id"):
+            validation.json_id("booking_id", value)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from confbook.events.v1 import events_pb2
 from confbook_common.timestamps import to_timestamp
@@ -148,3 +149,37 @@ def test_at_the_start_the_line_is_closed_and_its_offers_no_longer_watched(uow):
     handlers.on_conference_started(events_pb2.ConferenceStarted(conference_id=1), uow, promotions=promotions)
     assert promotions.calls == [("close_waitlist", 1)]
     assert not uow.offers.is_open(7, DEADLINE)
+
+
+def _count(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_an_offered_seat_is_timed_from_its_release(uow):
+    before = _count("confbook_promotion_delay_seconds_count")
+    released = events_pb2.SeatReleased(conference_id=4, booking_id=9, released_at=to_timestamp(datetime.now(UTC)))
+    handlers.on_seat_released(released, uow, promotions=FakePromotions())
+    assert _count("confbook_promotion_delay_seconds_count") == before + 1
+    assert _count("confbook_promotion_delay_seconds_bucket", le="1.0") >= 1
+
+
+def test_a_release_that_offered_nothing_is_not_timed(uow):
+    class NobodyWaits(FakePromotions):
+        def offer_free_seats(self, conference_id: int) -> int:
+            return 0
+
+    before = _count("confbook_promotion_delay_seconds_count")
+    released = events_pb2.SeatReleased(conference_id=4, booking_id=9, released_at=to_timestamp(datetime.now(UTC)))
+    handlers.on_seat_released(released, uow, promotions=NobodyWaits())
+    assert _count("confbook_promotion_delay_seconds_count") == before
+
+
+def test_an_expiry_is_timed_from_the_deadline_by_whoever_did_it(uow):
+    timer_before = _count("confbook_offer_expiry_lateness_seconds_count", via="timer")
+    sweeper_before = _count("confbook_offer_expiry_lateness_seconds_count", via="sweeper")
+    uow.offers.open(7, 1, DEADLINE)
+    handlers.on_offer_expired(expired_timer(), uow, promotions=FakePromotions(ExpiryOutcome.RETURNED_TO_LINE))
+    uow.offers.open(8, 1, DEADLINE)
+    handlers.expire_overdue_offers(uow, FakePromotions(ExpiryOutcome.NOT_DUE), NOW)
+    assert _count("confbook_offer_expiry_lateness_seconds_count", via="timer") == timer_before + 1
+    assert _count("confbook_offer_expiry_lateness_seconds_count", via="sweeper") == sweeper_before

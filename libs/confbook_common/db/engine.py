@@ -6,6 +6,8 @@ import sqlalchemy
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from confbook_common import tracing
+
 
 def create_engine(url: str, *, application_name: str, pool_size: int = 10) -> Engine:
     # No pre-ping: it costs a round trip on every checkout. A connection found dead
@@ -13,7 +15,7 @@ def create_engine(url: str, *, application_name: str, pool_size: int = 10) -> En
     # the unit of work runs again on a fresh one (see retry_on_conflict).
     # A lock wait longer than a few seconds means something is stuck: fail the
     # request (the caller may retry) rather than pile up behind it.
-    return sqlalchemy.create_engine(
+    engine = sqlalchemy.create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size // 2,
@@ -24,6 +26,8 @@ def create_engine(url: str, *, application_name: str, pool_size: int = 10) -> En
             "options": "-c lock_timeout=5s -c statement_timeout=30s -c timezone=UTC",
         },
     )
+    tracing.instrument_engine(engine)
+    return engine
 
 
 def is_transient_db_error(error: BaseException) -> bool:

@@ -53,6 +53,11 @@ def create_outbox(schema: str) -> None:
     op.create_index("outbox_pending", "outbox", ["id"], schema=schema, postgresql_where=sa.text("published_at IS NULL"))
 
 
+def add_outbox_trace_context(schema: str) -> None:
+    """The trace an event was written in, so that its publishing continues that trace (W3C headers as JSON)."""
+    op.add_column("outbox", sa.Column("trace_context", sa.Text), schema=schema)
+
+
 def create_inbox(schema: str) -> None:
     op.create_table(
         "processed_messages",

@@ -15,6 +15,7 @@ from google.protobuf.message import DecodeError, Message
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from pika.spec import Basic, BasicProperties
 
+from confbook_common import metrics, tracing
 from confbook_common.db import is_transient_db_error, retry_on_conflict
 from confbook_common.errors import DependencyUnavailable
 from confbook_common.messaging import amqp
@@ -91,7 +92,9 @@ class EventConsumer(Worker):
         self._prefetch = prefetch
         self._connected = False
         self._forgotten_at = time.monotonic()
-        self.forged_messages = 0
+        for subscription in subscriptions:  # shown at 0 from the start, so that a rise is seen as one
+            metrics.REDELIVERIES.labels(subscription.queue)
+            metrics.FORGED_MESSAGES.labels(subscription.queue)
 
     @property
     def healthy(self) -> bool:
@@ -140,18 +143,34 @@ class EventConsumer(Worker):
         properties: BasicProperties,
         body: bytes,
     ) -> None:
-        tag = method.delivery_tag
+        queue = subscription.queue
+        if method.redelivered:
+            metrics.REDELIVERIES.labels(queue).inc()
+        with tracing.consume_span(queue, properties.headers):
+            outcome = self._consume(connection, subscription, channel, method.delivery_tag, properties, body)
+        metrics.CONSUMED.labels(queue, outcome).inc()
+
+    def _consume(
+        self,
+        connection: BlockingConnection,
+        subscription: Subscription,
+        channel: BlockingChannel,
+        tag: int,
+        properties: BasicProperties,
+        body: bytes,
+    ) -> str:
+        """Handle one delivery and ack, reject or requeue it; returns which (the outcome counted)."""
         try:
             message = self._decode(subscription, properties, body)
         except ForgedMessage as error:
-            self.forged_messages += 1
+            metrics.FORGED_MESSAGES.labels(subscription.queue).inc()
             log.warning("rejecting a forged message on %s: %s", subscription.queue, error)
             channel.basic_reject(tag, requeue=False)
-            return
+            return "forged"
         except (DecodeError, ValueError) as error:
             log.error("rejecting undecodable message on %s: %s", subscription.queue, error)
             channel.basic_reject(tag, requeue=False)
-            return
+            return "undecodable"
 
         backoff = Backoff()
         while True:
@@ -161,7 +180,7 @@ class EventConsumer(Worker):
             except Exception as error:
                 if self.stopping.is_set():
                     channel.basic_nack(tag, requeue=True)
-                    return
+                    return "requeued"
                 if is_transient(error):
                     delay = backoff.next()
                     log.warning("%s: %s; retrying in %.1fs", subscription.queue, error, delay)
@@ -169,8 +188,9 @@ class EventConsumer(Worker):
                     continue
                 log.exception("rejecting message %s on %s", properties.message_id, subscription.queue)
                 channel.basic_reject(tag, requeue=False)
-                return
+                return "rejected"
         channel.basic_ack(tag)
+        return "handled"
 
     @staticmethod
     def _decode(subscription: Subscription, properties: BasicProperties, body: bytes) -> Message:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     text,
 )
 
+from confbook_common import tracing
 from confbook_common.messaging.topology import EVENTS_EXCHANGE, routing_key
 
 
@@ -46,6 +47,8 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("available_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("attempts", Integer, nullable=False, server_default=text("0")),
         Column("published_at", DateTime(timezone=True)),
+        # The W3C trace context the row was written in (JSON), when tracing is on.
+        Column("trace_context", Text),
         Index("outbox_pending", "id", postgresql_where=text("published_at IS NULL")),
     )
 
@@ -77,6 +80,7 @@ class Outbox:
                 routing_key=to or routing_key(message),
                 message_type=message.DESCRIPTOR.full_name,
                 payload=message.SerializeToString(),
+                trace_context=tracing.carrier_text(),
             )
         )
         # Delivered on commit only; the relay also polls, so a lost wake-up costs a moment, not a message.

@@ -17,6 +17,7 @@ from sqlalchemy import Row, Table, delete, func, update
 from sqlalchemy import select as sql_select
 from sqlalchemy.engine import Engine
 
+from confbook_common import metrics, tracing
 from confbook_common.messaging import amqp
 from confbook_common.messaging.outbox import notify_channel
 from confbook_common.messaging.topology import declare_events_exchange
@@ -81,6 +82,7 @@ class OutboxRelay(Worker):
         self._poll_seconds = poll_seconds
         self._connected = False
         self._purged_at = time.monotonic()
+        self._published = metrics.PUBLISHED.labels(str(table.schema))
 
     @property
     def healthy(self) -> bool:
@@ -142,21 +144,25 @@ class OutboxRelay(Worker):
         return len(rows)
 
     def _publish(self, channel: BlockingChannel, row: Row) -> None:
-        channel.basic_publish(
-            exchange=row.exchange,
-            routing_key=row.routing_key,
-            body=row.payload,
-            properties=pika.BasicProperties(
-                message_id=row.message_id,
-                type=row.message_type,
-                content_type=PROTOBUF_CONTENT_TYPE,
-                delivery_mode=pika.DeliveryMode.Persistent,
-                timestamp=int(row.created_at.timestamp()),
-                app_id=str(self._table.schema),
-                user_id=self._user_id,
-            ),
-            mandatory=True,
-        )
+        # In the trace of the change that wrote the row; its consumer continues it from the headers.
+        with tracing.publish_span(row.trace_context, row.routing_key) as trace_headers:
+            channel.basic_publish(
+                exchange=row.exchange,
+                routing_key=row.routing_key,
+                body=row.payload,
+                properties=pika.BasicProperties(
+                    message_id=row.message_id,
+                    type=row.message_type,
+                    content_type=PROTOBUF_CONTENT_TYPE,
+                    delivery_mode=pika.DeliveryMode.Persistent,
+                    timestamp=int(row.created_at.timestamp()),
+                    app_id=str(self._table.schema),
+                    user_id=self._user_id,
+                    headers=trace_headers or None,
+                ),
+                mandatory=True,
+            )
+        self._published.inc()
 
     def _purge_sent_rows(self) -> None:
         # Sent rows are kept a day for inspection, then dropped.

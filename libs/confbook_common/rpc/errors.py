@@ -26,6 +26,7 @@ from confbook_common.errors import (
     Unauthenticated,
     Unprocessable,
 )
+from confbook_common.rpc.observation import MethodObservation
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def _status_of(error: Exception, method: str, context: grpc.ServicerContext) -> 
     if is_transient_db_error(error):
         log.warning("%s: database unavailable: %s", method, error)
         return _unavailable("database unavailable, try again")
-    failed = _request_id(context)
+    failed = request_id.current.get() or _request_id(context)  # set by the observation, when there is one
     log.exception("%s failed (request_id=%s)", method, failed)
     message = f"internal error (request id {failed})"
     return rpc_status.to_status(status_pb2.Status(code=code_pb2.INTERNAL, message=message))
@@ -140,19 +141,30 @@ def guarded(handler: grpc.RpcMethodHandler | None, method: str) -> grpc.RpcMetho
     if handler is None or handler.unary_unary is None or not _is_sync(handler.unary_unary):
         return handler  # other streams (health Watch, reflection), which handle their own errors
     inner = handler.unary_unary
+    observation = MethodObservation(method)
 
     def guarded_call(request: Any, context: grpc.ServicerContext) -> Any:
+        with observation.begin(context) as call:
+            response, status = _answer(request, context)
+            if status is None:
+                return response
+            call.code = status.code
+            # What abort_with_status() does, which the asyncio server's context for sync handlers lacks; and
+            # there abort() sends the status without raising, so nothing may follow it.
+            context.set_trailing_metadata(status.trailing_metadata)
+            context.abort(status.code, status.details)
+            return None
+
+    def _answer(request: Any, context: grpc.ServicerContext) -> tuple[Any, grpc.Status | None]:
+        """The response, or the status the call fails with."""
         if request is _UNDECODABLE:
             status = _UNDECODABLE_STATUS
         else:
             try:
-                return inner(request, context)
+                return inner(request, context), None
             except Exception as error:  # noqa: BLE001 - every failure becomes a status
                 status = _status_of(error, method, context)
-        # What abort_with_status() does, which the asyncio server's context for sync handlers lacks; and
-        # there abort() sends the status without raising, so nothing may follow it.
-        context.set_trailing_metadata(status.trailing_metadata)
-        context.abort(status.code, status.details)
+        return None, status
 
     return grpc.unary_unary_rpc_method_handler(
         guarded_call,

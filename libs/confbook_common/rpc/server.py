@@ -15,11 +15,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import _async as reflection_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
+from prometheus_client.registry import Collector
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from confbook_common import processes
+from confbook_common import processes, tracing
 from confbook_common.logging_setup import configure_logging
+from confbook_common.metrics import start_metrics_server
 from confbook_common.rpc.bounds import StreamBounds, StreamLimiter, server_options
 from confbook_common.rpc.errors import guarded
 from confbook_common.rpc.health import HealthServicer
@@ -66,6 +68,7 @@ class ServiceRuntime:
         self._service_names: list[str] = []
         self._workers: list[Worker] = []
         self._checks: dict[str, Callable[[], bool]] = {}
+        self._collectors: list[Collector] = []
         self._stopping = threading.Event()
 
     def add_service(self, full_name: str, register: Callable[[grpc.aio.Server], None]) -> None:
@@ -79,6 +82,10 @@ class ServiceRuntime:
 
     def add_check(self, name: str, check: Callable[[], bool]) -> None:
         self._checks[name] = check
+
+    def add_collector(self, collector: Collector) -> None:
+        """Metrics read at scrape time (from the database, say), served beside the workers' own."""
+        self._collectors.append(collector)
 
     def serve(self) -> None:
         """Run until SIGTERM or SIGINT, then stop accepting calls, finish the ones under way, stop workers."""
@@ -112,8 +119,8 @@ class ServiceRuntime:
         names = [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
         reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection_aio.ReflectionServicer(names), registrar)
         server.add_insecure_port(self._address)
-
         await server.start()
+        metrics_server = start_metrics_server(self.name, self._collectors)
         for worker in self._workers:
             worker.start()
         log.info("%s serving gRPC on %s", self.name, self._address)
@@ -127,6 +134,8 @@ class ServiceRuntime:
         for worker in self._workers:
             worker.stop()
         await server.stop(_SHUTDOWN_GRACE_SECONDS)
+        if metrics_server is not None:
+            metrics_server.stop()
         for worker in self._workers:
             await asyncio.to_thread(worker.join, timeout=_SHUTDOWN_GRACE_SECONDS)
         log.info("%s stopped", self.name)
@@ -163,6 +172,10 @@ def run_service(name: str, load_config: Callable[[], Config], build: Callable[[C
         StreamBounds.from_env()  # read again by each worker's runtime; a bad value stops the supervisor here
     except ConfigError as error:
         sys.exit(f"{name}: {error}")
-    processes.serve_as_workers(
-        name, workers, lambda: build(config).serve(), grace_seconds=2 * _SHUTDOWN_GRACE_SECONDS + 1
-    )
+
+    def serve() -> None:
+        # Here, in the worker: the exporter's thread and the engines' instrumentation are per process.
+        tracing.configure_tracing(name)
+        build(config).serve()
+
+    processes.serve_as_workers(name, workers, serve, grace_seconds=2 * _SHUTDOWN_GRACE_SECONDS + 1)

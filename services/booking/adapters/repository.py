@@ -20,6 +20,7 @@ from sqlalchemy.sql import Select
 from confbook_common.db import violated_constraint
 from confbook_common.validation import conference_name_key
 from services.booking.adapters.event_history import LATEST_EVENT_ID, LATEST_SEQUENCE
+from services.booking.adapters.metrics import NEW, TransitionLog
 from services.booking.adapters.tables import SCHEMA, bookings, conference_seats, users
 from services.booking.domain.errors import AlreadyBooked, OverlappingBooking, UserExists
 from services.booking.domain.events import ChangeReason
@@ -207,9 +208,11 @@ def _to_booking(row: Row) -> Booking:
 
 
 class BookingRepository:
-    def __init__(self, connection: Connection, ledger: SeatLedger) -> None:
+    def __init__(self, connection: Connection, ledger: SeatLedger, transitions: TransitionLog | None = None) -> None:
         self._connection = connection
         self._ledger = ledger
+        # Every write of a status is noted here, to be counted once its transaction commits.
+        self._transitions = transitions or TransitionLog()
 
     def get(self, booking_id: int, *, lock: bool = False) -> Booking | None:
         query = _BOOKING_BY_ID_LOCKED if lock else _BOOKING_BY_ID
@@ -304,6 +307,7 @@ class BookingRepository:
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+        self._transitions.add(NEW, booking.status)
         return BookAttempt(outcome, conference, BookingView(booking, row.waitlist_position))
 
     def move(
@@ -332,6 +336,7 @@ class BookingRepository:
         except IntegrityError as error:
             raise self._as_domain_error(error, booking.user_id, booking.conference.name) from error
         self._ledger.change_held(booking.conference.conference_id, seat_change(booking.status, target))
+        self._transitions.add(booking.status, target)
         moved = self.get(booking.booking_id)
         assert moved is not None
         return moved
@@ -363,6 +368,8 @@ class BookingRepository:
             .scalars()
             .all()
         )
+        for status in previous:
+            self._transitions.add(status, Status.CANCELED)
         released = sum(seat_change(Status(status), Status.CANCELED) for status in previous)
         self._ledger.change_held(conference_id, released)
         return len(previous)

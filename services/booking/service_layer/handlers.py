@@ -249,7 +249,11 @@ def change_capacity(
         changed = replace(seats, conference=replace(seats.conference, slots=slots))
         if changed.free > seats.free and seats.waiting:
             # The new seats belong to the line, like a freed one: the waitlist service offers them.
-            uow.outbox.add(events_pb2.SeatReleased(conference_id=conference_id, reason=Reason.REASON_CAPACITY_RAISED))
+            uow.outbox.add(
+                events_pb2.SeatReleased(
+                    conference_id=conference_id, reason=Reason.REASON_CAPACITY_RAISED, released_at=to_timestamp(now)
+                )
+            )
         uow.commit()
     return SeatAvailability.of(changed)
 
@@ -379,7 +383,10 @@ def _move(
     if seat_change(booking.status, target) < 0 and not booking.conference.has_started(now):
         uow.outbox.add(
             events_pb2.SeatReleased(
-                conference_id=conference_id, booking_id=booking.booking_id, reason=_RELEASE_REASONS[reason]
+                conference_id=conference_id,
+                booking_id=booking.booking_id,
+                reason=_RELEASE_REASONS[reason],
+                released_at=to_timestamp(now),
             )
         )
     if booking.status is Status.CONFIRMATION_PENDING and booking.offer_deadline is not None:

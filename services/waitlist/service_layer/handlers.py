@@ -11,16 +11,25 @@ import logging
 from datetime import datetime
 
 from confbook.events.v1 import events_pb2
-from confbook_common.timestamps import from_timestamp
+from confbook_common.timestamps import from_timestamp, utc_now
+from services.waitlist.adapters import metrics
 from services.waitlist.adapters.promotions import Promotions
-from services.waitlist.domain.model import Offer
+from services.waitlist.domain.model import ExpiryOutcome, Offer
 from services.waitlist.service_layer.unit_of_work import WaitlistUnitOfWork
 
 log = logging.getLogger(__name__)
 
 
 def on_seat_released(event: events_pb2.SeatReleased, uow: WaitlistUnitOfWork, *, promotions: Promotions) -> None:
-    promotions.offer_free_seats(event.conference_id)
+    offered = promotions.offer_free_seats(event.conference_id)
+    if not offered:
+        return  # offered already (a redelivery), or nobody waits
+    if not event.HasField("released_at"):  # published before the field existed
+        log.info("conference %d: %d seat(s) offered", event.conference_id, offered)
+        return
+    delay = max((utc_now() - from_timestamp(event.released_at)).total_seconds(), 0.0)
+    metrics.PROMOTION_DELAY.observe(delay)
+    log.info("conference %d: %d seat(s) offered, %.3f s after the release", event.conference_id, offered, delay)
 
 
 def on_offer_made(event: events_pb2.OfferMade, uow: WaitlistUnitOfWork, *, timer_queue: str) -> None:
@@ -43,6 +52,7 @@ def on_offer_expired(event: events_pb2.OfferExpired, uow: WaitlistUnitOfWork, *,
         return  # ended meanwhile (OfferEnded), or replaced by a newer offer with its own timer
     outcome = promotions.expire_offer(event.booking_id)
     log.info("offer to booking %d due at %s: %s", event.booking_id, deadline.isoformat(), outcome.value)
+    _observe_expiry(outcome, deadline, via="timer")
     if outcome.ends_offer:
         uow.offers.close(event.booking_id, deadline)
 
@@ -59,10 +69,18 @@ def expire_overdue_offers(uow: WaitlistUnitOfWork, promotions: Promotions, now: 
     with uow:
         overdue = uow.offers.lock_overdue(now, batch)
         for offer in overdue:
-            if promotions.expire_offer(offer.booking_id).ends_offer:
+            outcome = promotions.expire_offer(offer.booking_id)
+            _observe_expiry(outcome, offer.deadline, via="sweeper")
+            if outcome.ends_offer:
                 uow.offers.close(offer.booking_id, offer.deadline)
         uow.commit()
     return len(overdue)
+
+
+def _observe_expiry(outcome: ExpiryOutcome, deadline: datetime, *, via: str) -> None:
+    """How late an offer that this call expired was; `via` says whether its timer or the sweeper did it."""
+    if outcome in (ExpiryOutcome.RETURNED_TO_LINE, ExpiryOutcome.CANCELED):
+        metrics.EXPIRY_LATENESS.labels(via).observe(max((utc_now() - deadline).total_seconds(), 0.0))
 
 
 def list_offers(uow: WaitlistUnitOfWork, conference_id: int, *, include_closed: bool) -> list[Offer]:
