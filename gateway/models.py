@@ -1,5 +1,6 @@
-"""Request and response bodies. Types are strict (no "10" for 10); each field is checked by the same
-rule the service applies (confbook_common.validation), and the schema states what it can of it."""
+"""Request and response bodies. Types are strict (no "10" for 10, though 10.0 is 10 as JSON Schema
+has it); each field is checked by the same rule the service applies (confbook_common.validation),
+and the schema states what it can of it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,17 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, StrictInt, StrictStr, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+)
 from pydantic_core import PydanticCustomError
 
 from confbook_common import validation
@@ -80,14 +91,23 @@ Timestamp = Annotated[
         }
     ),
 ]
-BookingId = Annotated[StrictInt, checked("booking_id", validation.json_id), int_range(1, validation.JSON_INT_MAX)]
+
+
+def _integral(value: Any) -> Any:
+    """2.0 is 2: JSON has one kind of number, and JSON Schema counts a whole one as an integer."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# An integer in JSON: no "10", no true, no 2.5; 2.0 is fine.
+JsonInt = Annotated[StrictInt, BeforeValidator(_integral)]
+BookingId = Annotated[JsonInt, checked("booking_id", validation.json_id), int_range(1, validation.JSON_INT_MAX)]
 Status = Literal["CONFIRMED", "WAITLISTED", "CONFIRMATION_PENDING", "CANCELED"]
 
 ConferenceName = Annotated[
     StrictStr, checked("name", validation.CONFERENCE_NAME), documented(validation.CONFERENCE_NAME)
 ]
 Location = Annotated[StrictStr, checked("location", validation.LOCATION), documented(validation.LOCATION)]
-Slots = Annotated[StrictInt, checked("slots", validation.slots), int_range(1, validation.SLOTS_MAX)]
+Slots = Annotated[JsonInt, checked("slots", validation.slots), int_range(1, validation.SLOTS_MAX)]
 ConferenceTopics = Annotated[
     list[StrictStr],
     checked("topics", _topics(validation.CONFERENCE_TOPICS_MAX)),
@@ -130,15 +150,19 @@ EventTypes = Annotated[
         }
     ),
 ]
-WebhookIdInPath = Annotated[
-    StrictStr,
-    checked("webhook_id", validation.uuid_text),
-    WithJsonSchema({"type": "string", "format": "uuid", "maxLength": validation.UUID_LENGTH}),
-]
+_UUID_SCHEMA = {
+    "type": "string",
+    "format": "uuid",
+    "pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+    "minLength": validation.UUID_LENGTH,
+    "maxLength": validation.UUID_LENGTH,
+}
+WebhookIdInPath = Annotated[StrictStr, checked("webhook_id", validation.uuid_text), WithJsonSchema(_UUID_SCHEMA)]
+# Optional, and documented as the UUID alone: a header is absent or a string, never JSON's null.
 LastEventId = Annotated[
-    StrictStr,
-    checked("Last-Event-ID", validation.uuid_text),
-    WithJsonSchema({"type": "string", "format": "uuid", "maxLength": validation.UUID_LENGTH}),
+    StrictStr | None,
+    checked("Last-Event-ID", lambda field, value: None if value is None else validation.uuid_text(field, value)),
+    WithJsonSchema(_UUID_SCHEMA),
 ]
 
 

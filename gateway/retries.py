@@ -9,6 +9,7 @@ from typing import Annotated, TypeVar
 
 import grpc
 from fastapi import Depends, Header, Request, Response
+from pydantic import WithJsonSchema
 
 from confbook_common import idempotency, validation
 from confbook_common.errors import InvalidInput
@@ -46,7 +47,18 @@ def canonical_json(body: bytes) -> str:
 async def _retry(
     request: Request,
     key: Annotated[
-        str | None,
+        Annotated[
+            str | None,
+            # The rule as a schema, so that generated clients and fuzzers know it (checked below).
+            WithJsonSchema(
+                {
+                    "type": "string",
+                    "pattern": f"^[!-~]{{1,{validation.IDEMPOTENCY_KEY_MAX_LENGTH}}}$",
+                    "minLength": 1,
+                    "maxLength": validation.IDEMPOTENCY_KEY_MAX_LENGTH,
+                }
+            ),
+        ],
         Header(
             alias=HEADER,
             description="1 to 255 visible ASCII characters. A retry with the same key, method, path and JSON body "

@@ -348,10 +348,13 @@ async def _sse_stream(
 async def watch_booking(
     booking_id: BookingIdInPath,
     clients: Clients,
-    last_event_id: Annotated[models.LastEventId | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: Annotated[models.LastEventId, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     """The booking now (event `booking`), then one event per change (`booking.offered`, ...), each with
-    `id:` its event id. With `Last-Event-ID`, the changes after that event (no `booking` first)."""
+    `id:` its event id. With `Last-Event-ID`, the changes after that event (no `booking` first).
+
+    Beyond what the schema states: a `Last-Event-ID` that is no event of this booking is a 400
+    `VALIDATION_ERROR` (a client resuming from another booking's stream would miss changes silently)."""
     call = clients.bookings.WatchBooking(
         booking_pb2.WatchBookingRequest(booking_id=booking_id, after_event_id=last_event_id or ""),
         metadata=clients.metadata(),

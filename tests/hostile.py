@@ -22,8 +22,13 @@ beyond_int64 = st.one_of(
 )
 # Ids that cannot name anything: not positive, or far beyond any id a test run hands out.
 unknown_ids = st.one_of(st.integers(validation.INT64_MIN, 0), st.integers(2**40, validation.INT64_MAX))
+# (A whole float is an integer in JSON and JSON Schema: 2.0 is 2.)
 not_an_int = st.one_of(
-    st.floats(allow_nan=False), st.booleans(), st.text(max_size=5), st.none(), st.lists(st.integers(), max_size=2)
+    st.floats(allow_nan=False).filter(lambda number: not number.is_integer()),
+    st.booleans(),
+    st.text(max_size=5),
+    st.none(),
+    st.lists(st.integers(), max_size=2),
 )
 # Not a string at all, for a field that should be one.
 not_a_string = st.one_of(
