@@ -313,7 +313,7 @@ def test_an_unknown_booking_is_a_404(http):
 # --- POST /confirm, POST /cancel -------------------------------------------------------
 
 
-@pytest.mark.parametrize("body", [{}, {"booking_id": "1"}, {"booking_id": 1.0}, {"booking_id": None}, {"id": 1}])
+@pytest.mark.parametrize("body", [{}, {"booking_id": "1"}, {"booking_id": 1.5}, {"booking_id": None}, {"id": 1}])
 def test_confirm_and_cancel_need_an_integer_booking_id(http, body):
     assert_error(http.post("/confirm", json=body), 400)
     assert_error(http.post("/cancel", json=body), 400)
