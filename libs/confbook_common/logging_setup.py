@@ -95,3 +95,5 @@ def configure_logging(process: str, env: Env | None = None) -> None:
     # pika logs each failed connection attempt as several ERRORs with a traceback; the
     # workers already log one line per failure and retry, so keep only pika's worst.
     logging.getLogger("pika").setLevel(logging.CRITICAL)
+    # httpx logs every webhook delivery at INFO; the sender logs what goes wrong itself.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

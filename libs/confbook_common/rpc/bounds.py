@@ -133,7 +133,7 @@ class StreamLimiter:
         iterator = aiter(requests)
         while True:
             try:
-                request = await asyncio.wait_for(anext(iterator), self._bounds.idle_seconds)
+                request = await _next_within(iterator, self._bounds.idle_seconds)
             except StopAsyncIteration:
                 return
             except TimeoutError:
@@ -150,13 +150,30 @@ class StreamLimiter:
         while True:
             remaining = deadline - asyncio.get_running_loop().time()
             try:
-                response = await asyncio.wait_for(anext(iterator), max(remaining, 0))
+                response = await _next_within(iterator, max(remaining, 0))
             except StopAsyncIteration:
                 return
             except TimeoutError:
                 _end(context, grpc.StatusCode.DEADLINE_EXCEEDED, f"a stream lasts at most {self._bounds.max_seconds} s")
                 return
             yield response
+
+
+async def _next_within(iterator: AsyncIterator[Any], seconds: float) -> Any:
+    """The next item within `seconds` (else TimeoutError). If the call is canceled meanwhile (the
+    client went away), how the step then ends (a stream's StopAsyncIteration, say) is taken here,
+    not reported by asyncio as an exception nobody retrieved."""
+    step = asyncio.ensure_future(anext(iterator))
+    try:
+        return await asyncio.wait_for(step, seconds)
+    except asyncio.CancelledError:
+        step.add_done_callback(_retrieve)
+        raise
+
+
+def _retrieve(step: asyncio.Future[Any]) -> None:
+    if not step.cancelled():
+        step.exception()
 
 
 def _end(context: grpc.aio.ServicerContext, code: grpc.StatusCode, details: str) -> None:
