@@ -32,7 +32,15 @@ class _WrappedGeneric(grpc.GenericRpcHandler):
     def __init__(self, inner: grpc.GenericRpcHandler, wrap: Wrap) -> None:
         self._inner = inner
         self._wrap = wrap
+        # Wrapped once per method, not on every call (only the inner handler's own methods get here).
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        method = handler_call_details.method
+        if (wrapped := self._wrapped.get(method)) is not None:
+            return wrapped
         handler = self._inner.service(handler_call_details)
-        return None if handler is None else self._wrap(handler, handler_call_details.method)
+        if handler is None:
+            return None
+        wrapped = self._wrapped[method] = self._wrap(handler, method)
+        return wrapped
