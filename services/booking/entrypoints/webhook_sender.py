@@ -39,7 +39,6 @@ from services.booking.service_layer.unit_of_work import UnitOfWorkFactory
 log = logging.getLogger(__name__)
 
 USER_AGENT = "confbook-webhooks/1"
-_GATHER_SECONDS = 0.1
 
 
 def delivery_body(event: BookingEvent) -> bytes:
@@ -94,9 +93,6 @@ class WebhookSender(Worker):
                     woken.clear()
                     await self._dispatch()
                     await self._start_due(client)
-                    # Changes come in bursts, each with its notice: gather a burst's into one round
-                    # rather than a round for every booking (which slows the bookings themselves).
-                    await asyncio.sleep(_GATHER_SECONDS)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(woken.wait(), self._poll_seconds)
         finally:
