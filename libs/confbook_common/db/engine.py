@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import psycopg2
+import psycopg2.extensions
 import sqlalchemy
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -41,3 +43,14 @@ def violated_constraint(error: DBAPIError) -> str | None:
     """The name of the constraint an IntegrityError broke, as PostgreSQL reports it."""
     diag = getattr(error.orig, "diag", None)
     return getattr(diag, "constraint_name", None)
+
+
+def listening_connection(engine: Engine, channel: str) -> psycopg2.extensions.connection:
+    """A connection of its own, outside the pool and in autocommit, LISTENing on `channel`:
+    its notifications arrive whenever it is readable."""
+    args, kwargs = engine.dialect.create_connect_args(engine.url)
+    connection = psycopg2.connect(*args, **kwargs)
+    connection.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+    with connection.cursor() as cursor:
+        cursor.execute(f'LISTEN "{channel}"')
+    return connection

@@ -9,8 +9,6 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pika
-import psycopg2
-import psycopg2.extensions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import UnroutableError
 from sqlalchemy import Row, Table, delete, func, update
@@ -18,6 +16,7 @@ from sqlalchemy import select as sql_select
 from sqlalchemy.engine import Engine
 
 from confbook_common import metrics, tracing
+from confbook_common.db import listening_connection
 from confbook_common.messaging import amqp
 from confbook_common.messaging.outbox import notify_channel
 from confbook_common.messaging.topology import declare_events_exchange
@@ -35,11 +34,7 @@ class _NotifyListener:
     """A dedicated autocommit connection LISTENing for "there are new outbox rows"."""
 
     def __init__(self, engine: Engine, channel: str) -> None:
-        args, kwargs = engine.dialect.create_connect_args(engine.url)
-        self._connection = psycopg2.connect(*args, **kwargs)
-        self._connection.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
-        with self._connection.cursor() as cursor:
-            cursor.execute(f'LISTEN "{channel}"')
+        self._connection = listening_connection(engine, channel)
 
     def wait(self, timeout: float) -> None:
         """Return on a notification or after `timeout` seconds, whichever comes first."""

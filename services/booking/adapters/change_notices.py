@@ -19,6 +19,7 @@ import psycopg2
 import psycopg2.extensions
 from sqlalchemy.engine import Engine
 
+from confbook_common.db import listening_connection
 from confbook_common.worker import Backoff
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class ChangeNotices:
         backoff = Backoff(first=0.2, cap=5.0)
         while True:
             try:
-                connection = await asyncio.to_thread(self._listening_connection)
+                connection = await asyncio.to_thread(listening_connection, self._engine, CHANNEL)
             except psycopg2.Error as error:
                 delay = backoff.next()
                 log.warning("booking change notices unavailable (%s); retrying in %.1fs", error, delay)
@@ -69,14 +70,6 @@ class ChangeNotices:
             asyncio.get_running_loop().add_reader(connection.fileno(), self._on_readable)
             self._wake_all()  # whatever changed while nobody listened is read now
             return
-
-    def _listening_connection(self) -> psycopg2.extensions.connection:
-        args, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
-        connection = psycopg2.connect(*args, **kwargs)
-        connection.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
-        with connection.cursor() as cursor:
-            cursor.execute(f'LISTEN "{CHANNEL}"')
-        return connection
 
     def _on_readable(self) -> None:
         connection = self._connection

@@ -25,6 +25,7 @@ import psycopg2.extensions
 from sqlalchemy.engine import Engine
 
 from confbook_common.booking_json import event_json
+from confbook_common.db import listening_connection
 from confbook_common.timestamps import utc_now
 from confbook_common.worker import Worker
 from services.booking.adapters.change_notices import CHANNEL
@@ -81,7 +82,7 @@ class WebhookSender(Worker):
 
     async def _run(self) -> None:
         woken = asyncio.Event()
-        listener = await asyncio.to_thread(self._listen)
+        listener = await asyncio.to_thread(listening_connection, self._engine, CHANNEL)
         loop = asyncio.get_running_loop()
         loop.add_reader(listener.fileno(), self._drain_notices, listener, woken)
         try:
@@ -103,14 +104,6 @@ class WebhookSender(Worker):
                 task.cancel()
             await asyncio.gather(*self._sending.values(), return_exceptions=True)
             self._sending.clear()
-
-    def _listen(self) -> psycopg2.extensions.connection:
-        args, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
-        connection = psycopg2.connect(*args, **kwargs)
-        connection.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
-        with connection.cursor() as cursor:
-            cursor.execute(f'LISTEN "{CHANNEL}"')
-        return connection
 
     @staticmethod
     def _drain_notices(listener: psycopg2.extensions.connection, woken: asyncio.Event) -> None:
