@@ -56,7 +56,6 @@ def build(config: BookingConfig) -> ServiceRuntime:
     runtime.add_worker(
         WebhookSender(
             unit_of_work,
-            engine,
             policy=config.webhook_retry,
             timeout_seconds=config.webhook_timeout_seconds,
             refuse_internal_addresses=config.refuse_internal_webhook_addresses,

@@ -1,4 +1,5 @@
-"""Migration 0002 on a booking schema that already holds lines: numbered per conference, counted, positions kept."""
+"""Migrations on a booking schema that already holds data: 0002 numbers the lines (positions kept),
+0006 makes the deliveries the old webhook dispatcher still owed."""
 
 from __future__ import annotations
 
@@ -18,9 +19,8 @@ from scripts.sandbox import Infrastructure
 DATABASE = "confbook_migration_test"
 
 
-@pytest.fixture
-def database_at_0001(infrastructure: Infrastructure) -> Iterator[tuple[Engine, str]]:
-    """A database of its own whose booking schema stops at revision 0001."""
+def database_at(infrastructure: Infrastructure, revision: str) -> Iterator[tuple[Engine, str]]:
+    """A database of its own whose booking schema stops at `revision`."""
     admin_url = make_url(infrastructure.database_url)
     connection = infra.connect_postgres(admin_url, database="postgres")
     connection.autocommit = True
@@ -34,11 +34,21 @@ def database_at_0001(infrastructure: Infrastructure) -> Iterator[tuple[Engine, s
     service_url = make_url(infrastructure.service_database_url("booking")).set(database=DATABASE)
     provision(admin, schema="booking", role=service_url.username or "", password=service_url.password or "")
     url = service_url.render_as_string(hide_password=False)
-    upgrade(SERVICES_DIR / "booking" / "migrations", url, schema="booking", revision="0001")
+    upgrade(SERVICES_DIR / "booking" / "migrations", url, schema="booking", revision=revision)
     engine = sqlalchemy.create_engine(url)
     yield engine, url
     engine.dispose()
     admin.dispose()
+
+
+@pytest.fixture
+def database_at_0001(infrastructure: Infrastructure) -> Iterator[tuple[Engine, str]]:
+    yield from database_at(infrastructure, "0001")
+
+
+@pytest.fixture
+def database_at_0005(infrastructure: Infrastructure) -> Iterator[tuple[Engine, str]]:
+    yield from database_at(infrastructure, "0005")
 
 
 def test_lines_keep_their_order_and_positions_through_the_upgrade(database_at_0001):
@@ -112,3 +122,49 @@ def test_lines_keep_their_order_and_positions_through_the_upgrade(database_at_00
         db.execute(text("INSERT INTO booking.users (user_id, topics) VALUES ('late', '{}')"))
         placed = db.execute(text("SELECT * FROM booking.book('late', 'zürich days', NULL, '2029-01-01', false)")).one()
     assert (placed.outcome, placed.status, placed.waitlist_position) == ("BOOKED", "WAITLISTED", waiting[1] + 1)
+
+
+def test_events_the_old_dispatcher_had_not_reached_get_their_deliveries_once(database_at_0005):
+    engine, url = database_at_0005
+    with engine.begin() as db:
+        db.execute(
+            text("INSERT INTO booking.users (user_id, topics) SELECT 'u' || n, '{}' FROM generate_series(1, 4) n")
+        )
+        db.execute(
+            text(
+                "INSERT INTO booking.conference_seats (conference_id, name, name_key, start_at, end_at, slots) VALUES"
+                " (1, 'Watched', 'watched', '2030-01-01', '2030-01-02', 1),"
+                " (2, 'Other', 'other', '2030-02-01', '2030-02-02', 1)"
+            )
+        )
+        everything, _offers_only = db.execute(
+            text(
+                "INSERT INTO booking.webhooks (url, event_types, conference_id, secret) VALUES"
+                " ('http://a.example/', NULL, 1, 's'), ('http://b.example/', '{booking.offered}', NULL, 's')"
+                " RETURNING webhook_id"
+            )
+        ).scalars()
+        for user, conference in (("u1", "watched"), ("u2", "watched"), ("u3", "other")):
+            db.execute(text("SELECT booking.book(:user, :conference, NULL, '2029-01-01', false)"),
+                       {"user": user, "conference": conference})  # fmt: skip
+        # The first event was dispatched already, and its delivery sent and gone.
+        db.execute(text("UPDATE booking.booking_events SET dispatched = true WHERE sequence = 1"))
+
+    upgrade(SERVICES_DIR / "booking" / "migrations", url, schema="booking")
+
+    def owed() -> list[tuple[str, int]]:
+        with engine.begin() as db:
+            rows = db.execute(
+                text(
+                    "SELECT webhook_id::text, event_sequence FROM booking.webhook_deliveries"
+                    " ORDER BY event_sequence, webhook_id"
+                )
+            )
+            return [(webhook, sequence) for webhook, sequence in rows]
+
+    # Events 2 (conference 1) and 3 (conference 2); only the first webhook matches either.
+    assert owed() == [(str(everything), 2)]
+    # From now on the change makes its own deliveries.
+    with engine.begin() as db:
+        db.execute(text("SELECT booking.book('u4', 'watched', NULL, '2029-01-01', false)"))
+    assert owed() == [(str(everything), 2), (str(everything), 4)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import itertools
 import json
@@ -9,7 +10,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from confbook_common.errors import InvalidInput
 from scripts.webhook_receiver import WebhookReceiver
@@ -31,13 +32,11 @@ def receiver():
 
 
 @pytest.fixture
-def senders(uow, booking_engine):
+def senders(uow):
     started = []
 
     def start(policy=FAST_RETRY):
-        sender = WebhookSender(
-            uow, booking_engine, policy=policy, timeout_seconds=2, refuse_internal_addresses=False, poll_seconds=0.1
-        )
+        sender = WebhookSender(uow, policy=policy, timeout_seconds=2, refuse_internal_addresses=False, poll_seconds=0.1)
         sender.start()
         started.append(sender)
         return sender
@@ -108,6 +107,31 @@ def test_what_a_stopped_sender_still_owed_is_sent_by_the_next_one(
     assert deliveries(uow, webhook.webhook_id) == []
 
 
+def test_with_several_senders_a_receiver_gets_its_events_one_at_a_time_in_order_once_each(
+    uow, directory, new_user, tomorrow, senders, subscribed
+):
+    answering = 0.3
+    receiver = WebhookReceiver(delay=answering).start()
+    try:
+        conference, _ = subscribed(receiver.url)
+        for _ in range(3):  # as the processes of a service and its replicas
+            senders()
+        users = [new_user() for _ in range(6)]
+        booked = []
+        for user in users:  # each new event while the receiver is still answering an earlier one
+            booked.append(book(uow, directory, user, conference, tomorrow))
+            time.sleep(answering / 2)
+        arrived = [json.loads(r.body) for r in receiver.wait_for(len(booked), timeout=10)]
+        time.sleep(0.5)
+        assert len(receiver.received) == len(booked)  # once each
+        # In the order they happened, and one at a time: none sent while another was still being answered.
+        assert [event["data"]["booking"]["booking_id"] for event in arrived] == booked
+        starts = [r.at for r in receiver.received]
+        assert all(later - earlier >= answering for earlier, later in itertools.pairwise(starts))
+    finally:
+        receiver.stop()
+
+
 def test_a_failing_receiver_is_tried_with_growing_delays_then_given_up(
     uow, directory, new_user, tomorrow, receiver, senders, subscribed
 ):
@@ -133,16 +157,37 @@ def test_a_failing_receiver_is_tried_with_growing_delays_then_given_up(
 def test_a_deleted_webhook_is_owed_nothing(uow, directory, new_user, tomorrow, receiver, subscribed):
     conference, webhook = subscribed(receiver.url)
     book(uow, directory, new_user(), conference, tomorrow)
-    webhook_handlers.dispatch_events(uow())
-    assert len(deliveries(uow, webhook.webhook_id)) == 1
+    assert len(deliveries(uow, webhook.webhook_id)) == 1  # made with the booking, in its transaction
     webhook_handlers.delete_webhook(uow(), webhook.webhook_id)
     assert deliveries(uow, webhook.webhook_id) == []
     with pytest.raises(WebhookNotFound):
         webhook_handlers.delete_webhook(uow(), webhook.webhook_id)
 
 
+def test_a_webhook_deleted_while_a_booking_is_made_neither_fails_it_nor_keeps_a_delivery(
+    uow, directory, new_user, tomorrow, receiver, subscribed, booking_engine
+):
+    conference, webhook = subscribed(receiver.url)
+    user = new_user()
+    with booking_engine.connect() as deleting:
+        # The delete has taken the webhook's row and not committed yet when the booking comes.
+        deleting.execute(delete(tables.webhooks).where(tables.webhooks.c.webhook_id == webhook.webhook_id))
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            booked = pool.submit(book, uow, directory, user, conference, tomorrow)
+            with pytest.raises(concurrent.futures.TimeoutError):
+                booked.result(timeout=0.5)  # it waits for the delete...
+            deleting.commit()
+            booking_id = booked.result(timeout=10)  # ...then books, owing the deleted webhook nothing
+    with uow() as unit:
+        status = unit.connection.execute(
+            select(tables.bookings.c.status).where(tables.bookings.c.booking_id == booking_id)
+        ).scalar_one()
+    assert status == "CONFIRMED"
+    assert deliveries(uow, webhook.webhook_id) == []
+
+
 def test_with_the_setting_internal_addresses_are_refused_on_subscribing_and_before_sending(
-    uow, directory, new_user, tomorrow, receiver, booking_engine, subscribed
+    uow, directory, new_user, tomorrow, receiver, subscribed
 ):
     for url in (receiver.url, "http://localhost:9/x", "http://[::1]/", "http://10.0.0.7/hook"):
         with pytest.raises(InvalidInput, match="internal address"):
@@ -151,9 +196,7 @@ def test_with_the_setting_internal_addresses_are_refused_on_subscribing_and_befo
             )
     # One subscribed before the setting was turned on is still refused at delivery.
     conference, webhook = subscribed(receiver.url)
-    sender = WebhookSender(
-        uow, booking_engine, policy=FAST_RETRY, timeout_seconds=2, refuse_internal_addresses=True, poll_seconds=0.1
-    )
+    sender = WebhookSender(uow, policy=FAST_RETRY, timeout_seconds=2, refuse_internal_addresses=True, poll_seconds=0.1)
     sender.start()
     try:
         book(uow, directory, new_user(), conference, tomorrow)

@@ -1,45 +1,47 @@
-"""Wake-ups for the streams watching bookings: one LISTEN connection per process, on its event loop.
+"""Wake-ups for the streams watching bookings: one poll per process, of the bookings it watches.
 
-The database NOTIFYs `confbook_booking_events` with the booking's id when a change
-commits (migration 0004). A notice only says "read the history again": the events
-themselves are always read from the table, so a notice lost while the connection
-was down costs a re-read (every watcher is woken on reconnecting), never an event.
+Every booking change records its event in its own transaction (migrations 0004, 0006).
+While this process has watchers, it asks every `poll_seconds` for the latest event of
+each booking they watch, and wakes the watchers of a booking whose latest event is new
+to it. A wake-up only says "read the history again": the events themselves are always
+read from the table, so a poll that failed delays an event, never loses it. Polling, not
+a NOTIFY per change: PostgreSQL serializes the commits of the transactions that NOTIFY,
+which made every booking wait on the others (docs/adr/0017).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-import psycopg2
-import psycopg2.extensions
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
-from confbook_common.db import listening_connection
 from confbook_common.worker import Backoff
+from services.booking.adapters.event_history import EventHistory
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "confbook_booking_events"
-
 
 class ChangeNotices:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, poll_seconds: float = 0.1) -> None:
         self._engine = engine
+        self._poll_seconds = poll_seconds
         self._watchers: defaultdict[int, set[asyncio.Event]] = defaultdict(set)
-        self._connection: psycopg2.extensions.connection | None = None
-        self._connecting: asyncio.Task[None] | None = None
+        # The latest event of each watched booking, as the last poll saw it.
+        self._latest: dict[int, int] = {}
+        self._polling: asyncio.Task[None] | None = None
 
     @contextmanager
     def watching(self, booking_id: int) -> Iterator[asyncio.Event]:
-        """An event set whenever the booking may have changed; listening starts before the caller reads."""
-        self._ensure_listening()
+        """An event set whenever the booking may have changed; watching starts before the caller reads."""
         changed = asyncio.Event()
         self._watchers[booking_id].add(changed)
+        if self._polling is None or self._polling.done():
+            self._polling = asyncio.get_running_loop().create_task(self._poll())
         try:
             yield changed
         finally:
@@ -47,59 +49,32 @@ class ChangeNotices:
             watchers.discard(changed)
             if not watchers:
                 del self._watchers[booking_id]
+                self._latest.pop(booking_id, None)
 
     @property
     def watched(self) -> int:
         return sum(len(watchers) for watchers in self._watchers.values())
 
-    def _ensure_listening(self) -> None:
-        if self._connection is None and (self._connecting is None or self._connecting.done()):
-            self._connecting = asyncio.get_running_loop().create_task(self._connect())
-
-    async def _connect(self) -> None:
+    async def _poll(self) -> None:
+        """Until nobody watches: the latest events, and a wake-up for the bookings with a new one."""
         backoff = Backoff(first=0.2, cap=5.0)
-        while True:
+        while self._watchers:
+            await asyncio.sleep(self._poll_seconds)
             try:
-                connection = await asyncio.to_thread(listening_connection, self._engine, CHANNEL)
-            except psycopg2.Error as error:
+                latest = await asyncio.to_thread(self._read_latest, list(self._watchers))
+            except SQLAlchemyError as error:
                 delay = backoff.next()
-                log.warning("booking change notices unavailable (%s); retrying in %.1fs", error, delay)
+                log.warning("booking changes unreadable (%s); retrying in %.1fs", error, delay)
                 await asyncio.sleep(delay)
                 continue
-            self._connection = connection
-            asyncio.get_running_loop().add_reader(connection.fileno(), self._on_readable)
-            self._wake_all()  # whatever changed while nobody listened is read now
-            return
+            backoff.reset()
+            for booking_id, sequence in latest.items():
+                # One seen for the first time wakes its watchers too: they may have read before it.
+                if self._latest.get(booking_id) != sequence and booking_id in self._watchers:
+                    self._latest[booking_id] = sequence
+                    for changed in self._watchers[booking_id]:
+                        changed.set()
 
-    def _on_readable(self) -> None:
-        connection = self._connection
-        assert connection is not None
-        try:
-            connection.poll()
-        except psycopg2.Error as error:
-            log.warning("booking change notices lost their connection (%s); reconnecting", error)
-            asyncio.get_running_loop().remove_reader(connection.fileno())
-            connection.close()
-            self._connection = None
-            self._ensure_listening()
-            return
-        while connection.notifies:
-            notice = connection.notifies.pop(0)
-            try:
-                booking_id = int(notice.payload)
-            except ValueError:
-                continue
-            for changed in self._watchers.get(booking_id, ()):
-                changed.set()
-
-    def _wake_all(self) -> None:
-        for watchers in self._watchers.values():
-            for changed in watchers:
-                changed.set()
-
-    def close(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(RuntimeError):  # no loop running any more
-                asyncio.get_running_loop().remove_reader(self._connection.fileno())
-            self._connection.close()
-            self._connection = None
+    def _read_latest(self, booking_ids: Sequence[int]) -> dict[int, int]:
+        with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            return EventHistory(connection).latest_sequences(booking_ids)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, Row, Select, bindparam, func, select
+from sqlalchemy import Connection, Row, bindparam, func, select
 
 from services.booking.adapters.tables import booking_events, bookings, conference_seats
 from services.booking.domain.events import BookingEvent, ChangeReason, EventType
@@ -40,6 +40,12 @@ _EVENTS_AFTER = (
     )
     .order_by(booking_events.c.sequence)
     .limit(bindparam("limit"))
+)
+
+_LATEST_OF_EACH = (
+    select(booking_events.c.booking_id, func.max(booking_events.c.sequence))
+    .where(booking_events.c.booking_id.in_(bindparam("booking_ids", expanding=True)))
+    .group_by(booking_events.c.booking_id)
 )
 
 _SEQUENCE_OF = select(booking_events.c.sequence).where(
@@ -79,11 +85,6 @@ def to_event(row: Row) -> BookingEvent:
     )
 
 
-def events_query() -> Select:
-    """Every event with its booking, for callers that filter it further (the webhook dispatcher)."""
-    return _EVENTS
-
-
 class EventHistory:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
@@ -100,3 +101,8 @@ class EventHistory:
     def by_sequences(self, sequences: Sequence[int]) -> dict[int, BookingEvent]:
         rows = self._connection.execute(_EVENTS.where(booking_events.c.sequence.in_(list(sequences))))
         return {row.sequence: to_event(row) for row in rows}
+
+    def latest_sequences(self, booking_ids: Sequence[int]) -> dict[int, int]:
+        """The sequence of each booking's latest event (bookings without one are left out)."""
+        rows = self._connection.execute(_LATEST_OF_EACH, {"booking_ids": list(booking_ids)})
+        return {booking_id: sequence for booking_id, sequence in rows}

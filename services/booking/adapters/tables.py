@@ -3,7 +3,6 @@
 from sqlalchemy import (
     ARRAY,
     BigInteger,
-    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -101,7 +100,7 @@ waitlist_tree = Table(
 )
 
 # One row per booking change, written by a trigger on `bookings` in the change's own transaction
-# (migration 0004): each booking's history, which streams resume from and webhooks deliver.
+# (migrations 0004, 0006): each booking's history, which streams resume from and webhooks deliver.
 booking_events = Table(
     "booking_events",
     metadata,
@@ -114,9 +113,7 @@ booking_events = Table(
     Column("status", Text, nullable=False),
     Column("offer_deadline", DateTime(timezone=True)),
     Column("waitlist_position", Integer),
-    Column("dispatched", Boolean, nullable=False, server_default=text("false")),
     Index("booking_history", "booking_id", "sequence"),
-    Index("events_to_dispatch", "sequence", postgresql_where=text("NOT dispatched")),
 )
 
 webhooks = Table(
@@ -131,6 +128,8 @@ webhooks = Table(
     # The receiver's failures in a row and when it may be tried again (it waits as a whole).
     Column("failures", Integer, nullable=False, server_default=text("0")),
     Column("retry_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # While a sender sends to it (a lease): one sender at a time, so its events arrive in order.
+    Column("held_until", DateTime(timezone=True)),
 )
 
 # What each receiver is still owed. `due_at` is also the lease: a sender moves it past its attempt.

@@ -1,9 +1,13 @@
 """Webhook subscriptions and the deliveries still owed to each receiver, in the booking schema.
 
-A receiver's deliveries are its own queue: rows of `webhook_deliveries`, claimed
+A receiver's deliveries are its own queue: rows of `webhook_deliveries`, made by the
+database with the event, in the transaction of the change (migration 0006), and claimed
 by a sender with a lease (`due_at` moved past the attempt), so a sender that dies
-mid-attempt leaves them to be claimed again once the lease ends. A failure makes
-the whole receiver wait (`webhooks.retry_at`), not each delivery on its own.
+mid-attempt leaves them to be claimed again once the lease ends. A sender also holds
+the receiver itself (`webhooks.held_until`, a lease too) while it sends, so that each
+receiver gets its events one at a time and oldest first, whichever process sends them.
+A failure makes the whole receiver wait (`webhooks.retry_at`), not each delivery on
+its own.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Row, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, delete, exists, func, insert, or_, select, update
 
-from services.booking.adapters.tables import booking_events, bookings, conference_seats, webhook_deliveries, webhooks
+from services.booking.adapters.tables import conference_seats, webhook_deliveries, webhooks
 from services.booking.domain.events import EventType
 from services.booking.domain.webhooks import Webhook
 
@@ -90,66 +94,47 @@ class WebhookStore:
         """Delete the webhook and (by the foreign key's cascade) what it was still owed."""
         return self._connection.execute(delete(webhooks).where(webhooks.c.webhook_id == webhook_id)).rowcount > 0
 
-    # --- fanning events out into deliveries --------------------------------------------
-
-    def dispatch(self, limit: int) -> tuple[int, int]:
-        """Turn up to `limit` undispatched events into deliveries for every matching webhook.
-
-        Returns (events dispatched, deliveries made). SKIP LOCKED: dispatchers in
-        other processes take other events.
-        """
-        claimed = (
-            select(booking_events.c.sequence)
-            .where(booking_events.c.dispatched.is_(False))
-            .order_by(booking_events.c.sequence)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        sequences = self._connection.execute(claimed).scalars().all()
-        if not sequences:
-            return 0, 0
-        matching = (
-            select(webhooks.c.webhook_id, booking_events.c.sequence)
-            .select_from(booking_events)
-            .join(bookings, bookings.c.booking_id == booking_events.c.booking_id)
-            .join(
-                webhooks,
-                and_(
-                    or_(webhooks.c.event_types.is_(None), webhooks.c.event_types.any(booking_events.c.type)),
-                    or_(webhooks.c.conference_id.is_(None), webhooks.c.conference_id == bookings.c.conference_id),
-                ),
-            )
-            .where(booking_events.c.sequence.in_(sequences))
-        )
-        made = self._connection.execute(
-            insert(webhook_deliveries)
-            .from_select(["webhook_id", "event_sequence"], matching)
-            .returning(webhook_deliveries.c.delivery_id)
-        ).all()
-        self._connection.execute(
-            update(booking_events).where(booking_events.c.sequence.in_(sequences)).values(dispatched=True)
-        )
-        return len(sequences), len(made)
-
     # --- sending ---------------------------------------------------------------------------
 
-    def due_receivers(self, limit: int) -> list[Receiver]:
-        """Receivers not waiting out a failure that are owed a delivery now."""
+    def take_due_receivers(self, limit: int, lease: timedelta) -> list[Receiver]:
+        """Receivers owed a delivery now, not waiting out a failure and not held by another sender,
+        held by this one for `lease`: a receiver gets its events from one sender at a time, in order.
+
+        FOR NO KEY UPDATE, not FOR UPDATE: bookings hold the webhooks they deliver to FOR KEY SHARE
+        until they commit, and a receiver must not be skipped for as long as bookings go on.
+        """
         owed = exists().where(
             webhook_deliveries.c.webhook_id == webhooks.c.webhook_id,
             webhook_deliveries.c.gave_up_at.is_(None),
             webhook_deliveries.c.due_at <= func.now(),
         )
-        rows = self._connection.execute(
-            select(webhooks.c.webhook_id, webhooks.c.url, webhooks.c.secret, webhooks.c.failures)
-            .where(webhooks.c.retry_at <= func.now(), owed)
+        free = or_(webhooks.c.held_until.is_(None), webhooks.c.held_until <= func.now())
+        due = (
+            select(webhooks.c.webhook_id)
+            .where(webhooks.c.retry_at <= func.now(), free, owed)
             .order_by(webhooks.c.retry_at)
             .limit(limit)
+            .with_for_update(skip_locked=True, key_share=True)
+            .scalar_subquery()
+        )
+        rows = self._connection.execute(
+            update(webhooks)
+            .where(webhooks.c.webhook_id.in_(due))
+            .values(held_until=func.now() + lease)
+            .returning(webhooks.c.webhook_id, webhooks.c.url, webhooks.c.secret, webhooks.c.failures)
         )
         return [Receiver(str(row.webhook_id), row.url, row.secret, row.failures) for row in rows]
 
+    def let_go(self, webhook_id: str) -> None:
+        """The sender holding the receiver is done with it (for now)."""
+        self._connection.execute(update(webhooks).where(webhooks.c.webhook_id == webhook_id).values(held_until=None))
+
     def claim(self, webhook_id: str, limit: int, lease: timedelta) -> list[ClaimedDelivery]:
-        """Up to `limit` of the receiver's due deliveries, oldest event first, leased for `lease`."""
+        """Up to `limit` of the receiver's due deliveries, oldest event first, leased for `lease`,
+        and the receiver held as long."""
+        self._connection.execute(
+            update(webhooks).where(webhooks.c.webhook_id == webhook_id).values(held_until=func.now() + lease)
+        )
         due = (
             select(webhook_deliveries.c.delivery_id)
             .where(

@@ -1,8 +1,12 @@
 """Sends what each webhook receiver is owed: its own queue, its own task, its own failures.
 
-A thread of its own in every booking service process, running an asyncio loop:
-each receiver with deliveries due gets one task that sends them one at a time,
-oldest event first, so a slow or failing receiver only ever holds up itself.
+A thread of its own in every booking service process, running an asyncio loop.
+The database makes the deliveries with each change (migration 0006); the sender
+looks for receivers owed one every `poll_seconds`, rather than being woken by a
+NOTIFY per change (docs/adr/0017). Each receiver with deliveries due is held by
+one sender of one process at a time (a lease in the database) and gets one task
+there that sends them one at a time, oldest event first, so a slow or failing
+receiver only ever holds up itself.
 A failure makes that receiver wait a growing delay (RetryPolicy) with everything
 it is owed; other receivers, and bookings, never wait for it. Pending deliveries
 live in the database, so a restart resumes them; delivery is at least once and
@@ -20,15 +24,10 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import httpx
-import psycopg2
-import psycopg2.extensions
-from sqlalchemy.engine import Engine
 
 from confbook_common.booking_json import event_json
-from confbook_common.db import listening_connection
 from confbook_common.timestamps import utc_now
 from confbook_common.worker import Worker
-from services.booking.adapters.change_notices import CHANNEL
 from services.booking.adapters.receiver_addresses import internal_address_of
 from services.booking.adapters.webhook_store import Receiver
 from services.booking.domain.events import BookingEvent
@@ -50,18 +49,16 @@ class WebhookSender(Worker):
     def __init__(
         self,
         unit_of_work: UnitOfWorkFactory,
-        engine: Engine,
         *,
         policy: RetryPolicy,
         timeout_seconds: float,
         refuse_internal_addresses: bool,
-        poll_seconds: float = 0.5,
+        poll_seconds: float = 0.1,
         max_receivers: int = 100,
         batch_size: int = 10,
     ) -> None:
         super().__init__(name="webhook-sender")
         self._uow = unit_of_work
-        self._engine = engine
         self._policy = policy
         self._timeout = timeout_seconds
         self._refuse_internal = refuse_internal_addresses
@@ -81,51 +78,26 @@ class WebhookSender(Worker):
         asyncio.run(self._run())
 
     async def _run(self) -> None:
-        woken = asyncio.Event()
-        listener = await asyncio.to_thread(listening_connection, self._engine, CHANNEL)
-        loop = asyncio.get_running_loop()
-        loop.add_reader(listener.fileno(), self._drain_notices, listener, woken)
         try:
             async with httpx.AsyncClient(
                 timeout=self._timeout, follow_redirects=False, headers={"user-agent": USER_AGENT}
             ) as client:
-                self._connected = True
                 while not self.stopping.is_set():
-                    woken.clear()
-                    await self._dispatch()
                     await self._start_due(client)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(woken.wait(), self._poll_seconds)
+                    self._connected = True
+                    await asyncio.sleep(self._poll_seconds)
         finally:
             self._connected = False
-            loop.remove_reader(listener.fileno())
-            listener.close()
             for task in self._sending.values():
                 task.cancel()
             await asyncio.gather(*self._sending.values(), return_exceptions=True)
             self._sending.clear()
 
-    @staticmethod
-    def _drain_notices(listener: psycopg2.extensions.connection, woken: asyncio.Event) -> None:
-        try:
-            listener.poll()
-        except psycopg2.Error:
-            woken.set()  # the loop's next database call fails too, and the worker starts over
-            return
-        listener.notifies.clear()
-        woken.set()
-
-    async def _dispatch(self) -> None:
-        while not self.stopping.is_set():
-            events, _ = await asyncio.to_thread(steps.dispatch_events, self._uow())
-            if events == 0:
-                return
-
     async def _start_due(self, client: httpx.AsyncClient) -> None:
         room = self._max_receivers - len(self._sending)
         if room <= 0:
             return
-        for receiver in await asyncio.to_thread(steps.due_receivers, self._uow(), room + len(self._sending)):
+        for receiver in await asyncio.to_thread(steps.take_due_receivers, self._uow(), room, self._lease):
             if receiver.webhook_id in self._sending or len(self._sending) >= self._max_receivers:
                 continue
             task = asyncio.get_running_loop().create_task(self._serve(client, receiver))
@@ -139,49 +111,54 @@ class WebhookSender(Worker):
         return forget
 
     async def _serve(self, client: httpx.AsyncClient, receiver: Receiver) -> None:
-        """Send the receiver's due deliveries until none is left or one fails."""
+        """Send the receiver's due deliveries until none is left or one fails, then let go of it."""
         try:
-            while not self.stopping.is_set():
-                claimed = await asyncio.to_thread(
-                    steps.claim_deliveries, self._uow(), receiver.webhook_id, self._batch_size, self._lease
-                )
-                if not claimed:
-                    return
-                sent = 0
-                try:
-                    for delivery, event in claimed:
-                        error = await self._send(client, receiver, event)
-                        sent += 1
-                        if error is not None:
-                            log.info(
-                                "webhook %s: delivery %d failed: %s", receiver.webhook_id, delivery.delivery_id, error
-                            )
-                            unsent = [later.delivery_id for later, _ in claimed[sent:]]
-                            await asyncio.to_thread(
-                                steps.record_failed,
-                                self._uow(),
-                                receiver,
-                                delivery,
-                                error,
-                                policy=self._policy,
-                                now=utc_now(),
-                                unsent=unsent,
-                            )
-                            return
-                        await asyncio.to_thread(
-                            steps.record_delivered, self._uow(), receiver.webhook_id, delivery.delivery_id
-                        )
-                        if receiver.failures:
-                            receiver = Receiver(receiver.webhook_id, receiver.url, receiver.secret, 0)
-                except asyncio.CancelledError:
-                    # Stopping: what was claimed and not yet tried is due again at once, not after its lease.
-                    untried = [later.delivery_id for later, _ in claimed[sent:]]
-                    if untried:
-                        await asyncio.shield(asyncio.to_thread(steps.release_deliveries, self._uow(), untried))
-                    raise
+            await self._send_owed(client, receiver)
         except Exception:  # noqa: BLE001 - one receiver's trouble must not stop the others
             log.warning("webhook %s: sending stopped; its deliveries come back when their lease ends",
                         receiver.webhook_id, exc_info=True)  # fmt: skip
+        finally:
+            # Any sender may take the receiver now; should this fail, the hold runs out by itself.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(asyncio.to_thread(steps.let_go, self._uow(), receiver.webhook_id))
+
+    async def _send_owed(self, client: httpx.AsyncClient, receiver: Receiver) -> None:
+        while not self.stopping.is_set():
+            claimed = await asyncio.to_thread(
+                steps.claim_deliveries, self._uow(), receiver.webhook_id, self._batch_size, self._lease
+            )
+            if not claimed:
+                return
+            sent = 0
+            try:
+                for delivery, event in claimed:
+                    error = await self._send(client, receiver, event)
+                    sent += 1
+                    if error is not None:
+                        log.info("webhook %s: delivery %d failed: %s", receiver.webhook_id, delivery.delivery_id, error)
+                        unsent = [later.delivery_id for later, _ in claimed[sent:]]
+                        await asyncio.to_thread(
+                            steps.record_failed,
+                            self._uow(),
+                            receiver,
+                            delivery,
+                            error,
+                            policy=self._policy,
+                            now=utc_now(),
+                            unsent=unsent,
+                        )
+                        return
+                    await asyncio.to_thread(
+                        steps.record_delivered, self._uow(), receiver.webhook_id, delivery.delivery_id
+                    )
+                    if receiver.failures:
+                        receiver = Receiver(receiver.webhook_id, receiver.url, receiver.secret, 0)
+            except asyncio.CancelledError:
+                # Stopping: what was claimed and not yet tried is due again at once, not after its lease.
+                untried = [later.delivery_id for later, _ in claimed[sent:]]
+                if untried:
+                    await asyncio.shield(asyncio.to_thread(steps.release_deliveries, self._uow(), untried))
+                raise
 
     async def _send(self, client: httpx.AsyncClient, receiver: Receiver, event: BookingEvent) -> str | None:
         """POST the event as Standard Webhooks says; None on a 2xx answer, else what went wrong."""

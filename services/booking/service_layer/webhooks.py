@@ -58,18 +58,16 @@ def delete_webhook(uow: BookingUnitOfWork, webhook_id: str) -> None:
 
 
 @retries_on_conflict
-def dispatch_events(uow: BookingUnitOfWork, limit: int = 500) -> tuple[int, int]:
-    """Make the deliveries of up to `limit` new events; returns (events, deliveries)."""
-    with uow:
-        counts = uow.webhooks.dispatch(limit)
-        uow.commit()
-    return counts
+def take_due_receivers(uow: BookingUnitOfWork, limit: int, lease: timedelta) -> list[Receiver]:
+    """Receivers owed a delivery now, held by the caller for `lease` (or until it lets go)."""
+    with uow.autocommit():
+        return uow.webhooks.take_due_receivers(limit, lease)
 
 
 @retries_on_conflict
-def due_receivers(uow: BookingUnitOfWork, limit: int) -> list[Receiver]:
+def let_go(uow: BookingUnitOfWork, webhook_id: str) -> None:
     with uow.autocommit():
-        return uow.webhooks.due_receivers(limit)
+        uow.webhooks.let_go(webhook_id)
 
 
 @retries_on_conflict
