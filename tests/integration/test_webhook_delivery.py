@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from confbook_common.errors import InvalidInput
 from scripts.webhook_receiver import WebhookReceiver
 from services.booking.adapters import tables
+from services.booking.adapters.webhook_store import Receiver
 from services.booking.domain.errors import WebhookNotFound
 from services.booking.domain.webhooks import RetryPolicy
 from services.booking.entrypoints.webhook_sender import WebhookSender
@@ -183,6 +184,34 @@ def test_a_webhook_deleted_while_a_booking_is_made_neither_fails_it_nor_keeps_a_
             select(tables.bookings.c.status).where(tables.bookings.c.booking_id == booking_id)
         ).scalar_one()
     assert status == "CONFIRMED"
+    assert deliveries(uow, webhook.webhook_id) == []
+
+
+def test_a_sender_recording_an_attempt_locks_the_receiver_before_its_deliveries_as_a_delete_does(
+    uow, directory, new_user, tomorrow, subscribed, booking_engine
+):
+    # The other order deadlocks with a delete of the webhook, which locks the webhook's row and
+    # then, by the cascade, its deliveries: one of the two would fail.
+    conference, webhook = subscribed("http://receiver.invalid/")
+    book(uow, directory, new_user(), conference, tomorrow)
+    [(delivery, _)] = webhook_handlers.claim_deliveries(uow(), webhook.webhook_id, 10, timedelta(minutes=1))
+    receiver = Receiver(webhook.webhook_id, webhook.url, webhook.secret, failures=0)
+    webhook_row = tables.webhooks.c.webhook_id == webhook.webhook_id
+    with booking_engine.connect() as deleting:
+        deleting.execute(select(tables.webhooks).where(webhook_row).with_for_update())
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            recorded = pool.submit(
+                webhook_handlers.record_failed, uow(), receiver, delivery, "HTTP 500",
+                policy=FAST_RETRY, now=tomorrow, unsent=[],
+            )  # fmt: skip
+            with pytest.raises(concurrent.futures.TimeoutError):
+                recorded.result(timeout=0.5)  # it waits for the receiver's row...
+            owed = tables.webhook_deliveries.c.webhook_id == webhook.webhook_id
+            # ...holding none of its deliveries meanwhile, so the delete's cascade goes through
+            deleting.execute(select(tables.webhook_deliveries).where(owed).with_for_update(nowait=True))
+            deleting.execute(delete(tables.webhooks).where(webhook_row))
+            deleting.commit()
+            recorded.result(timeout=10)
     assert deliveries(uow, webhook.webhook_id) == []
 
 

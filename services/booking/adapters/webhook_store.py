@@ -7,7 +7,8 @@ mid-attempt leaves them to be claimed again once the lease ends. A sender also h
 the receiver itself (`webhooks.held_until`, a lease too) while it sends, so that each
 receiver gets its events one at a time and oldest first, whichever process sends them.
 A failure makes the whole receiver wait (`webhooks.retry_at`), not each delivery on
-its own.
+its own. Every step that locks both takes the receiver's row first, then its deliveries,
+as a delete of the webhook (and its cascade) does, so that none deadlocks another.
 """
 
 from __future__ import annotations
@@ -162,12 +163,13 @@ class WebhookStore:
         return sorted(claimed, key=lambda delivery: delivery.event_sequence)
 
     def delivered(self, webhook_id: str, delivery_id: int) -> None:
-        self._connection.execute(delete(webhook_deliveries).where(webhook_deliveries.c.delivery_id == delivery_id))
+        # The receiver before its delivery, the order a delete of the webhook locks them in.
         self._connection.execute(
             update(webhooks)
             .where(webhooks.c.webhook_id == webhook_id, webhooks.c.failures > 0)
             .values(failures=0, retry_at=func.now())
         )
+        self._connection.execute(delete(webhook_deliveries).where(webhook_deliveries.c.delivery_id == delivery_id))
 
     def failed(
         self,
@@ -181,6 +183,12 @@ class WebhookStore:
     ) -> None:
         """The receiver failed `delivery_id`: it waits `retry_in`, and so do its `unsent` claimed deliveries."""
         retry_at = func.now() + retry_in
+        # The receiver before its deliveries, the order a delete of the webhook locks them in.
+        self._connection.execute(
+            update(webhooks)
+            .where(webhooks.c.webhook_id == webhook_id)
+            .values(failures=webhooks.c.failures + 1, retry_at=retry_at)
+        )
         self._connection.execute(
             update(webhook_deliveries)
             .where(webhook_deliveries.c.delivery_id == delivery_id)
@@ -192,11 +200,6 @@ class WebhookStore:
                 .where(webhook_deliveries.c.delivery_id.in_(list(unsent)))
                 .values(due_at=retry_at, attempts=webhook_deliveries.c.attempts - 1)
             )
-        self._connection.execute(
-            update(webhooks)
-            .where(webhooks.c.webhook_id == webhook_id)
-            .values(failures=webhooks.c.failures + 1, retry_at=retry_at)
-        )
 
     def release(self, delivery_ids: Sequence[int]) -> None:
         """Give claimed deliveries back unsent (the sender is stopping): due again at once, no try counted."""

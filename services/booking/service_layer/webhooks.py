@@ -47,6 +47,7 @@ def list_webhooks(uow: BookingUnitOfWork) -> list[Webhook]:
         return uow.webhooks.all()
 
 
+@retries_on_conflict
 def delete_webhook(uow: BookingUnitOfWork, webhook_id: str) -> None:
     with uow:
         if not uow.webhooks.remove(webhook_id):
