@@ -1,7 +1,8 @@
 """Ceilings, measured in the same run on the same machine as the figures they bound.
 
-- The raw-SQL booking transaction: the least a correct booking must do in PostgreSQL (check-and-take a seat,
-  look for the user's overlapping bookings, insert the booking under the same constraints, commit), from
+- The raw-SQL booking transaction: the least a correct booking must do in PostgreSQL (check-and-take a seat
+  or join the line, look for the user's overlapping bookings, insert the booking under the same constraints,
+  commit), from
   Python threads with a connection each, in a scratch schema of the bench's own database.
 - The framework floor: the real gateway in front of a gRPC server that answers GetBooking with a constant, so
   every cost of the HTTP and gRPC path is there and none of the service's work.
@@ -43,6 +44,7 @@ CREATE TABLE {SCHEMA}.ledger (
     conference_id bigint PRIMARY KEY,
     slots integer NOT NULL,
     seats_held integer NOT NULL DEFAULT 0,
+    waiting integer NOT NULL DEFAULT 0,
     CHECK (seats_held <= slots)
 );
 CREATE TABLE {SCHEMA}.bookings (
@@ -56,17 +58,24 @@ CREATE TABLE {SCHEMA}.bookings (
 CREATE UNIQUE INDEX ON {SCHEMA}.bookings (user_id, conference_id) WHERE status <> 'CANCELED';
 INSERT INTO {SCHEMA}.ledger (conference_id, slots) SELECT n, %(slots)s FROM generate_series(1, %(conferences)s) n;
 """
-_TAKE_SEAT = f"""
-UPDATE {SCHEMA}.ledger SET seats_held = seats_held + 1
-WHERE conference_id = %s AND seats_held < slots RETURNING seats_held
+# A seat while one is free and nobody waits, else a place at the end of the line: either way the ledger row,
+# since a seat freed later goes to the line only if whoever frees it sees the line's count (docs/benchmarks.md).
+# Seated exactly when the line is still empty afterwards: joining it makes it longer.
+_TAKE_SEAT_OR_JOIN = f"""
+UPDATE {SCHEMA}.ledger
+SET seats_held = seats_held + CASE WHEN seats_held < slots AND waiting = 0 THEN 1 ELSE 0 END,
+    waiting = waiting + CASE WHEN seats_held < slots AND waiting = 0 THEN 0 ELSE 1 END
+WHERE conference_id = %s RETURNING waiting = 0
 """
 _OVERLAPPING = f"SELECT booking_id FROM {SCHEMA}.bookings WHERE user_id = %s AND status <> 'CANCELED' AND during && %s"
 _INSERT = f"INSERT INTO {SCHEMA}.bookings (user_id, conference_id, status, during) VALUES (%s, %s, %s, %s)"
-# Seats held that no confirmed booking accounts for, or confirmed bookings beyond the seats held.
+# Conferences whose seats held or line differ from their CONFIRMED or WAITLISTED bookings.
 _LEDGER_MISMATCHES = f"""
 SELECT count(*) FROM {SCHEMA}.ledger l
 WHERE seats_held <> (SELECT count(*) FROM {SCHEMA}.bookings b WHERE b.conference_id = l.conference_id
                      AND b.status = 'CONFIRMED')
+   OR waiting <> (SELECT count(*) FROM {SCHEMA}.bookings b WHERE b.conference_id = l.conference_id
+                  AND b.status = 'WAITLISTED')
 """
 
 
@@ -160,7 +169,8 @@ def _book(
     stop: threading.Event,
     run: SqlRun,
 ) -> None:
-    """One thread's bookings until `stop`: BEGIN (implicit), take a seat or not, look for overlaps, insert, COMMIT."""
+    """One thread's bookings until `stop`: BEGIN (implicit), take a seat or join the line, look for overlaps,
+    insert, COMMIT."""
     try:
         connection = _connect(database_url)
     except psycopg2.Error as error:
@@ -179,8 +189,8 @@ def _book(
                 serial += 1
                 started = time.perf_counter()
                 try:
-                    cursor.execute(_TAKE_SEAT, (conference,))
-                    seated = cursor.fetchone() is not None
+                    cursor.execute(_TAKE_SEAT_OR_JOIN, (conference,))
+                    (seated,) = cursor.fetchone()
                     cursor.execute(_OVERLAPPING, (user, DURING))
                     cursor.fetchall()
                     cursor.execute(_INSERT, (user, conference, "CONFIRMED" if seated else "WAITLISTED", DURING))

@@ -316,8 +316,8 @@ def _check_ceiling(report: Report, run: SqlRun, seats: int | None) -> None:
     booked = sum(run.statuses.values())
     report.check(
         booked == run.transactions and run.ledger_mismatches == 0,
-        f"ceiling: one booking per commit ({booked} for {run.transactions}), and seats held match the "
-        f"CONFIRMED bookings in every conference ({run.ledger_mismatches} differ)",
+        f"ceiling: one booking per commit ({booked} for {run.transactions}), and seats held and lines match the "
+        f"CONFIRMED and WAITLISTED bookings in every conference ({run.ledger_mismatches} differ)",
     )
     if seats is not None:
         confirmed = run.statuses.get(CONFIRMED, 0)
