@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from gateway.http_server import KEEP_ALIVE_SECONDS
 from scripts.soak.faults import Gates
 from scripts.soak.journal import Booking, Journal
 from scripts.soak.options import Options
@@ -283,7 +284,9 @@ async def _must(http: httpx.AsyncClient, path: str, body: dict[str, Any]) -> Non
 
 
 async def run_clients(world: World, base_url: str) -> None:
-    limits = httpx.Limits(max_connections=1)  # each client is one person: one request at a time
+    # Each client is one person: one request at a time. Its idle connection is dropped before the gateway
+    # would close it, so no request is ever sent on a connection the gateway is closing at that moment.
+    limits = httpx.Limits(max_connections=1, keepalive_expiry=KEEP_ALIVE_SECONDS - 1)
     timeout = httpx.Timeout(world.options.call_timeout_seconds)
     clients = [
         httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits) for _ in range(world.options.clients)

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from gateway.http_server import KEEP_ALIVE_SECONDS
 from scripts.sandbox import Infrastructure, Stack
 from tests.conftest import E2E_WINDOW_SECONDS, STATE_DIR
 from tests.otlp_receiver import OtlpReceiver
@@ -126,7 +127,9 @@ class Api:
 
 @pytest.fixture(scope="session")
 def http(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.base_url, timeout=10) as client:
+    # Idle connections dropped before the gateway closes them, so that none is reused as it closes.
+    limits = httpx.Limits(keepalive_expiry=KEEP_ALIVE_SECONDS - 1)
+    with httpx.Client(base_url=stack.base_url, timeout=10, limits=limits) as client:
         yield client
 
 
