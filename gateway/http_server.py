@@ -20,6 +20,9 @@ MAX_CONCURRENCY = 1000
 BACKLOG = 2048
 # How long a connection may stay open after a response, waiting for the next request (uvicorn's own).
 KEEP_ALIVE_SECONDS = 5
+# How long our own clients (tests, soak) keep an idle connection: less than the gateway, so that none
+# sends a request on a connection the gateway is closing at that moment.
+CLIENT_KEEP_ALIVE_SECONDS = KEEP_ALIVE_SECONDS - 1
 # The request line and headers together; the API needs a few hundred bytes. Past it: 431.
 MAX_HEADER_BYTES = 16 * 1024
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from gateway.http_server import KEEP_ALIVE_SECONDS
+from gateway.http_server import CLIENT_KEEP_ALIVE_SECONDS
 from scripts.soak.faults import Gates
 from scripts.soak.journal import Booking, Journal
 from scripts.soak.options import Options
@@ -284,9 +284,8 @@ async def _must(http: httpx.AsyncClient, path: str, body: dict[str, Any]) -> Non
 
 
 async def run_clients(world: World, base_url: str) -> None:
-    # Each client is one person: one request at a time. Its idle connection is dropped before the gateway
-    # would close it, so no request is ever sent on a connection the gateway is closing at that moment.
-    limits = httpx.Limits(max_connections=1, keepalive_expiry=KEEP_ALIVE_SECONDS - 1)
+    # Each client is one person: one request at a time.
+    limits = httpx.Limits(max_connections=1, keepalive_expiry=CLIENT_KEEP_ALIVE_SECONDS)
     timeout = httpx.Timeout(world.options.call_timeout_seconds)
     clients = [
         httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits) for _ in range(world.options.clients)

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from gateway.http_server import KEEP_ALIVE_SECONDS
+from gateway.http_server import CLIENT_KEEP_ALIVE_SECONDS
 from scripts.sandbox import Infrastructure, Stack
 from tests.conftest import E2E_WINDOW_SECONDS, STATE_DIR
 from tests.otlp_receiver import OtlpReceiver
@@ -127,8 +127,7 @@ class Api:
 
 @pytest.fixture(scope="session")
 def http(stack: Stack) -> Iterator[httpx.Client]:
-    # Idle connections dropped before the gateway closes them, so that none is reused as it closes.
-    limits = httpx.Limits(keepalive_expiry=KEEP_ALIVE_SECONDS - 1)
+    limits = httpx.Limits(keepalive_expiry=CLIENT_KEEP_ALIVE_SECONDS)
     with httpx.Client(base_url=stack.base_url, timeout=10, limits=limits) as client:
         yield client
 

@@ -23,7 +23,7 @@ def _hold(turns: Turns, key: str, release: threading.Event, log: list[str], name
 
 
 def _wait_for(turns: Turns, count: int) -> None:
-    eventually(lambda: turns.waiting() == count)
+    eventually(lambda: turns.callers() == count)
 
 
 def test_callers_of_one_key_take_their_turns_in_the_order_they_came():
@@ -38,7 +38,7 @@ def test_callers_of_one_key_take_their_turns_in_the_order_they_came():
     for thread in callers:
         thread.join(5)
     assert log == ["first", "second", "third", "fourth"]
-    assert turns.waiting() == 0  # an emptied line is forgotten
+    assert turns.callers() == 0  # an emptied line is forgotten
 
 
 def test_at_most_at_once_callers_hold_a_key_and_the_next_gets_in_as_one_leaves():
@@ -55,7 +55,7 @@ def test_at_most_at_once_callers_hold_a_key_and_the_next_gets_in_as_one_leaves()
     second.set()
     for thread in [*holders, third]:
         thread.join(5)
-    assert turns.waiting() == 0
+    assert turns.callers() == 0
 
 
 def test_other_keys_do_not_wait():
@@ -76,16 +76,16 @@ def test_a_caller_whose_time_runs_out_leaves_the_line_and_the_next_gets_its_plac
     eventually(lambda: log == ["holder"])
     with pytest.raises(NoTurnInTime), turns.turn("pycon", timeout=0.05):
         pytest.fail("got a turn that was held")
-    assert turns.waiting() == 1
+    assert turns.callers() == 1
     after = _hold(turns, "pycon", release, log, "after")
     release.set()
     for thread in (holder, after):
         thread.join(5)
     assert log == ["holder", "after"]
-    assert turns.waiting() == 0
+    assert turns.callers() == 0
 
 
 def test_no_deadline_means_waiting_as_long_as_it_takes():
     turns = Turns(at_once=1)
     with turns.turn("pycon", timeout=threading.TIMEOUT_MAX * 2):  # what a call without a deadline may report
-        assert turns.waiting() == 1
+        assert turns.callers() == 1

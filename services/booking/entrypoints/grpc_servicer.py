@@ -122,8 +122,7 @@ def outcome_message(view: BookingView) -> str:
 
 
 # Bookings of one conference that this process lets into the database together; the rest wait in
-# line here. With 4, one conference booked 240-330/s over HTTP; with 1, 185/s; with no line, 160-190/s
-# (docs/benchmarks.md).
+# line here. Why 4, measured: docs/adr/0018.
 BOOKINGS_OF_ONE_CONFERENCE_AT_ONCE = 4
 _SERVICE = booking_pb2.DESCRIPTOR.services_by_name["BookingService"].full_name
 

@@ -59,7 +59,7 @@ class Turns:
                     if not line.holding:
                         del self._lines[key]
 
-    def waiting(self) -> int:
+    def callers(self) -> int:
         """Calls holding or waiting for a turn, over every key."""
         with self._guard:
             return sum(line.holding + len(line.waiting) for line in self._lines.values())
