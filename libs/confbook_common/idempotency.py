@@ -106,6 +106,10 @@ class IdempotentCalls:
         # Advisory locks are database-wide: the schema keeps two services' equal keys apart.
         self._namespace = f"{table.schema}:"
 
+    def keyed(self, context: grpc.ServicerContext) -> bool:
+        """Whether the call came with an idempotency key."""
+        return _metadata_value(context, KEY_METADATA) is not None
+
     def run(
         self,
         uow: SqlUnitOfWork,

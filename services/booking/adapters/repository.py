@@ -165,6 +165,7 @@ class BookAttempt:
 
 
 _BOOK = text(f"SELECT * FROM {SCHEMA}.book(:user_id, :conference_key, :conference_id, :now, :neighbours_locked)")
+_BOOK_TOGETHER = text(f"SELECT * FROM {SCHEMA}.book_together(:user_ids, :conference_key, :now)")
 # Read by the trigger that records each change's event (migration 0004); local to the transaction.
 _STATE_REASON = text("SELECT set_config('booking.change_reason', :reason, true)")
 
@@ -286,6 +287,20 @@ class BookingRepository:
             ).one()
         except IntegrityError as error:  # the constraints' last line, should a rule above them fail
             raise self._as_domain_error(error, user_id, conference_key or str(conference_id)) from error
+        return self._attempt(user_id, row)
+
+    def book_together(self, user_ids: list[str], *, conference_key: str, now: datetime) -> list[BookAttempt]:
+        """Each user's booking of one conference as book() makes it, in the order given, all in
+        one statement (the database's booking.book_together()); one attempt per user, in order.
+
+        A refusal is that user's attempt; an error undoes every booking of the call and is
+        raised as the database gives it, for the callers to book one by one."""
+        rows = self._connection.execute(
+            _BOOK_TOGETHER, {"user_ids": user_ids, "conference_key": conference_key, "now": now}
+        ).all()
+        return [self._attempt(row.user_id, row) for row in rows]
+
+    def _attempt(self, user_id: str, row: Row) -> BookAttempt:
         outcome = BookOutcome(row.outcome)
         if outcome is BookOutcome.CONFERENCE_UNKNOWN:
             return BookAttempt(outcome, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 import grpc
@@ -18,6 +19,7 @@ from confbook_common.validation import conference_name_key
 from services.booking.adapters import tables
 from services.booking.adapters.change_notices import ChangeNotices
 from services.booking.adapters.conference_directory import ConferenceDirectory
+from services.booking.adapters.repository import BookAttempt
 from services.booking.domain import webhooks as webhook_rules
 from services.booking.domain.events import BookingEvent
 from services.booking.domain.model import (
@@ -32,7 +34,7 @@ from services.booking.domain.model import (
 )
 from services.booking.domain.recommendations import Recommendation, recommendation_limit
 from services.booking.domain.webhooks import Webhook
-from services.booking.entrypoints.turns import NoTurnInTime, Turns
+from services.booking.entrypoints.batches import Batches, BatchFailed, NoTurnInTime
 from services.booking.service_layer import handlers
 from services.booking.service_layer import webhooks as webhook_handlers
 from services.booking.service_layer.unit_of_work import UnitOfWorkFactory
@@ -115,15 +117,20 @@ def to_recommendation_message(recommendation: Recommendation) -> booking_pb2.Rec
     )
 
 
+def book_response(view: BookingView) -> booking_pb2.BookResponse:
+    return booking_pb2.BookResponse(booking=to_booking_message(view), message=outcome_message(view))
+
+
 def outcome_message(view: BookingView) -> str:
     if view.booking.status is Status.CONFIRMED:
         return "Booking confirmed successfully"
     return f"The conference is full: you are number {view.waitlist_position} on the waitlist"
 
 
-# Bookings of one conference that this process lets into the database together; the rest wait in
-# line here. Why 4, measured: docs/adr/0018.
-BOOKINGS_OF_ONE_CONFERENCE_AT_ONCE = 4
+# The most bookings of one conference this process makes in one statement; the rest wait for the
+# next. Why, measured: docs/adr/0019.
+BOOKINGS_TOGETHER_AT_MOST = 32
+log = logging.getLogger(__name__)
 _SERVICE = booking_pb2.DESCRIPTOR.services_by_name["BookingService"].full_name
 
 
@@ -143,7 +150,9 @@ class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
         self._uow = unit_of_work
         self._directory = directory
         self._once = IdempotentCalls(tables.idempotency_keys)
-        self._turns = Turns(at_once=BOOKINGS_OF_ONE_CONFERENCE_AT_ONCE)
+        self._bookings_together: Batches[str, str, BookAttempt] = Batches(
+            self._book_together, most=BOOKINGS_TOGETHER_AT_MOST
+        )
         self._notices = notices
         self._watch_seconds = watch_seconds
         # A watcher reads the history again this often even without a notice (one lost while
@@ -172,15 +181,31 @@ class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
         conference_name = conference_name_to_find(request.conference_name)
         uow = self._uow()
 
-        def book() -> booking_pb2.BookResponse:
+        def book_alone() -> booking_pb2.BookResponse:
             view = handlers.book(uow, self._directory, user_id=user_id, conference_name=conference_name, now=utc_now())
-            return booking_pb2.BookResponse(booking=to_booking_message(view), message=outcome_message(view))
+            return book_response(view)
 
+        if self._once.keyed(context):  # its key is written in the booking's own transaction
+            return self._once.run(uow, context, f"/{_SERVICE}/Book", request, book_alone, booking_pb2.BookResponse)
         try:
-            with self._turns.turn(conference_name_key(conference_name), timeout=context.time_remaining()):
-                return self._once.run(uow, context, f"/{_SERVICE}/Book", request, book, booking_pb2.BookResponse)
+            attempt = self._bookings_together.submit(
+                conference_name_key(conference_name), user_id, timeout=context.time_remaining()
+            )
         except NoTurnInTime:
             raise DependencyUnavailable("too many bookings of this conference at once; try again") from None
+        except BatchFailed:  # nothing of that batch was booked
+            return book_alone()
+        view = handlers.finish_booking(
+            uow, self._directory, attempt, user_id=user_id, conference_name=conference_name, now=utc_now()
+        )
+        return book_response(view)
+
+    def _book_together(self, conference_key: str, user_ids: list[str]) -> list[BookAttempt]:
+        try:
+            return handlers.book_together(self._uow(), user_ids, conference_key=conference_key, now=utc_now())
+        except Exception as error:
+            log.warning("%d bookings of one conference failed together (%s); each is made alone", len(user_ids), error)
+            raise
 
     def GetBooking(self, request: booking_pb2.GetBookingRequest, context: grpc.ServicerContext) -> booking_pb2.Booking:
         booking_id = validation.positive_id("booking_id", request.booking_id)

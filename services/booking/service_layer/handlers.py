@@ -114,14 +114,39 @@ def book(
     """CONFIRMED when a seat is open to newcomers, otherwise WAITLISTED at the end of the line.
 
     Usually one call of the database's booking.book(), which decides, writes and
-    commits in a single round trip. The conference's copy is usually here already
-    (see seat_availability); if not, it is copied from the conference service
-    first (conferences never change). A user who waits for an
-    overlapping conference books in a transaction that also cancels those bookings
-    if this one is confirmed.
+    commits in a single round trip; what is left to do is finish_booking()'s.
     """
     with uow.autocommit():
         attempt = uow.bookings.book(user_id, conference_key=conference_name_key(conference_name), now=now)
+    return finish_booking(uow, directory, attempt, user_id=user_id, conference_name=conference_name, now=now)
+
+
+def book_together(
+    uow: BookingUnitOfWork, user_ids: list[str], *, conference_key: str, now: datetime
+) -> list[BookAttempt]:
+    """Several users' bookings of one conference, each as book() makes it, in the order given, in
+    one transaction (docs/adr/0019). Each attempt is then its user's for finish_booking(); if
+    the database raises, nothing was booked and each user books on their own."""
+    with uow.autocommit():
+        return uow.bookings.book_together(user_ids, conference_key=conference_key, now=now)
+
+
+def finish_booking(
+    uow: BookingUnitOfWork,
+    directory: ConferenceDirectory,
+    attempt: BookAttempt,
+    *,
+    user_id: str,
+    conference_name: str,
+    now: datetime,
+) -> BookingView:
+    """The booking a first attempt made, or what is left to make it, or why there is none.
+
+    The conference's copy is usually here already (see seat_availability); if not, it is
+    copied from the conference service first (conferences never change). A user who waits
+    for an overlapping conference books in a transaction that also cancels those bookings
+    if this one is confirmed.
+    """
     if attempt.outcome is BookOutcome.CONFERENCE_UNKNOWN:
         conference = directory.by_name(conference_name)
         with uow.autocommit():
