@@ -6,6 +6,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
@@ -177,6 +178,12 @@ def book_in_threads(servicer, conference, users):
     return threads, replies
 
 
+def made_together() -> tuple[float, float]:
+    """The statements that booked together, and the bookings they made, as the metric counts them."""
+    count = REGISTRY.get_sample_value("confbook_bookings_made_together_count") or 0.0
+    return count, REGISTRY.get_sample_value("confbook_bookings_made_together_sum") or 0.0
+
+
 def record_batches(monkeypatch) -> list[int]:
     sizes: list[int] = []
     book_together = handlers.book_together
@@ -212,10 +219,13 @@ def test_book_calls_that_come_while_a_batch_runs_are_booked_together_each_as_if_
     users = [new_user() for _ in range(BOOKINGS_TOGETHER_AT_MOST + 8)]
     sizes = record_batches(monkeypatch)
     servicer = BookingServicer(uow, directory)
+    statements_before, bookings_before = made_together()
 
     replies = run_behind_held_first(booking_engine, servicer, conference, users, sizes)
 
     assert sizes == [1, BOOKINGS_TOGETHER_AT_MOST, 7]
+    statements, made = made_together()
+    assert (statements - statements_before, made - bookings_before) == (3, len(users))  # what operators see
     bookings = [replies[user].booking for user in users]
     assert bookings[0].status == booking_pb2.BOOKING_STATUS_CONFIRMED
     statuses = [booking.status for booking in bookings]

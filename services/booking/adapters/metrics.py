@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter as Tally
 from collections.abc import Iterable
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Connection, func, select
@@ -24,6 +24,13 @@ TRANSITIONS = Counter(
     "confbook_booking_transitions_total",
     "Bookings that changed state (from NEW when created), counted once committed",
     ["from_status", "to_status"],
+)
+
+# How many waiting bookings of one conference each statement made (docs/adr/0019): 1 when nobody waited.
+BOOKINGS_TOGETHER = Histogram(
+    "confbook_bookings_made_together",
+    "Bookings of one conference made in one statement, per statement",
+    buckets=(1, 2, 4, 8, 16, 32),
 )
 
 

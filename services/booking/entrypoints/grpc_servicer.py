@@ -19,6 +19,7 @@ from confbook_common.validation import conference_name_key
 from services.booking.adapters import tables
 from services.booking.adapters.change_notices import ChangeNotices
 from services.booking.adapters.conference_directory import ConferenceDirectory
+from services.booking.adapters.metrics import BOOKINGS_TOGETHER
 from services.booking.adapters.repository import BookAttempt
 from services.booking.domain import webhooks as webhook_rules
 from services.booking.domain.events import BookingEvent
@@ -201,6 +202,7 @@ class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
         return book_response(view)
 
     def _book_together(self, conference_key: str, user_ids: list[str]) -> list[BookAttempt]:
+        BOOKINGS_TOGETHER.observe(len(user_ids))
         try:
             return handlers.book_together(self._uow(), user_ids, conference_key=conference_key, now=utc_now())
         except Exception as error:
