@@ -28,12 +28,15 @@ class NoTurnInTime(Exception):
 
 
 class BatchFailed(Exception):
-    """The batch this call was in raised (the error is the cause)."""
+    """The batch this call shared with others raised (the error is the cause), maybe for another's item."""
 
 
 class Batches(Generic[Key, Item, Result]):
     """Runs `run(key, items)` (one result per item, in order) over the calls waiting for `key`,
-    first come first served, at most `most` items at a time and one batch per key at a time."""
+    first come first served, at most `most` items at a time and one batch per key at a time.
+
+    If `run` raises, a call alone in its batch gets that error; calls that shared the batch get
+    BatchFailed, since the error may be another item's."""
 
     def __init__(self, run: Callable[[Key, list[Item]], list[Result]], *, most: int) -> None:
         self._run = run
@@ -62,6 +65,8 @@ class Batches(Generic[Key, Item, Result]):
         if call.state is _State.LEADING:
             self._lead(key, line)
         if call.error is not None:
+            if call.alone:
+                raise call.error  # a batch of one is just this call, and its error is the call's own
             raise BatchFailed from call.error
         return call.result  # type: ignore[return-value]  # set with DONE
 
@@ -76,6 +81,7 @@ class Batches(Generic[Key, Item, Result]):
             batch = [line.waiting.popleft() for _ in range(min(self._most, len(line.waiting)))]
             for call in batch:
                 call.state = _State.TAKEN
+                call.alone = len(batch) == 1
             line.running_calls = batch
         error: Exception | None = None
         try:
@@ -113,6 +119,7 @@ class _Call(Generic[Item, Result]):
     item: Item
     state: _State = _State.WAITING
     woken: threading.Event = field(default_factory=threading.Event)
+    alone: bool = False  # in a batch of its own
     result: Result | None = None
     error: Exception | None = None
 

@@ -194,7 +194,7 @@ class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
             )
         except NoTurnInTime:
             raise DependencyUnavailable("too many bookings of this conference at once; try again") from None
-        except BatchFailed:  # nothing of that batch was booked
+        except BatchFailed:  # shared with others: nothing of it was booked, and the error may be another's
             return book_alone()
         view = handlers.finish_booking(
             uow, self._directory, attempt, user_id=user_id, conference_name=conference_name, now=utc_now()
@@ -206,7 +206,10 @@ class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
         try:
             return handlers.book_together(self._uow(), user_ids, conference_key=conference_key, now=utc_now())
         except Exception as error:
-            log.warning("%d bookings of one conference failed together (%s); each is made alone", len(user_ids), error)
+            if len(user_ids) > 1:
+                log.warning(
+                    "%d bookings of one conference failed together (%s); each is made alone", len(user_ids), error
+                )
             raise
 
     def GetBooking(self, request: booking_pb2.GetBookingRequest, context: grpc.ServicerContext) -> booking_pb2.Booking:

@@ -128,6 +128,8 @@ def book_together(
     one transaction (docs/adr/0019). Each attempt is then its user's for finish_booking(); if
     the database raises, nothing was booked and each user books on their own."""
     with uow.autocommit():
+        if len(user_ids) == 1:  # alone: exactly as book() makes it, its errors its own
+            return [uow.bookings.book(user_ids[0], conference_key=conference_key, now=now)]
         return uow.bookings.book_together(user_ids, conference_key=conference_key, now=now)
 
 
