@@ -1,24 +1,35 @@
-"""Engines with the timeouts every service wants."""
+"""Engines with the timeouts every service wants, on psycopg 3 (docs/adr/0020)."""
 
 from __future__ import annotations
 
-import psycopg2
-import psycopg2.extensions
+import psycopg
 import sqlalchemy
-from sqlalchemy.engine import Engine
+from psycopg import sql
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from confbook_common import tracing
 
 
+def service_url(url: str) -> URL:
+    """The URL with psycopg 3 as its driver, whichever PostgreSQL driver it names (or none)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise ValueError(f"not a PostgreSQL URL: {parsed.render_as_string()}")
+    return parsed.set(drivername="postgresql+psycopg")
+
+
 def create_engine(url: str, *, application_name: str, pool_size: int = 10) -> Engine:
+    """A pool of psycopg 3 connections. psycopg binds parameters on the server and prepares a
+    statement once a connection has run it a few times (prepare_threshold, 5): from then on
+    PostgreSQL only executes it there, with no parse and no plan."""
     # No pre-ping: it costs a round trip on every checkout. A connection found dead
     # fails its statement instead; that invalidates the pool's older connections and
     # the unit of work runs again on a fresh one (see retry_on_conflict).
     # A lock wait longer than a few seconds means something is stuck: fail the
     # request (the caller may retry) rather than pile up behind it.
     engine = sqlalchemy.create_engine(
-        url,
+        service_url(url),
         pool_size=pool_size,
         max_overflow=pool_size // 2,
         pool_pre_ping=False,
@@ -39,18 +50,23 @@ def is_transient_db_error(error: BaseException) -> bool:
     return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
+def sqlstate(error: DBAPIError) -> str | None:
+    """The SQLSTATE PostgreSQL gave with the error, if it gave one."""
+    diag = getattr(error.orig, "diag", None)
+    return getattr(diag, "sqlstate", None)
+
+
 def violated_constraint(error: DBAPIError) -> str | None:
     """The name of the constraint an IntegrityError broke, as PostgreSQL reports it."""
     diag = getattr(error.orig, "diag", None)
     return getattr(diag, "constraint_name", None)
 
 
-def listening_connection(engine: Engine, channel: str) -> psycopg2.extensions.connection:
+def listening_connection(engine: Engine, channel: str) -> psycopg.Connection[tuple[object, ...]]:
     """A connection of its own, outside the pool and in autocommit, LISTENing on `channel`:
     its notifications arrive whenever it is readable."""
-    args, kwargs = engine.dialect.create_connect_args(engine.url)
-    connection = psycopg2.connect(*args, **kwargs)
-    connection.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
-    with connection.cursor() as cursor:
-        cursor.execute(f'LISTEN "{channel}"')
+    _, kwargs = engine.dialect.create_connect_args(engine.url)
+    kwargs.pop("context", None)  # SQLAlchemy's adapters, for its own connections only
+    connection = psycopg.connect(**kwargs, autocommit=True)
+    connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
     return connection

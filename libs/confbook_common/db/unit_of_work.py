@@ -15,6 +15,8 @@ from sqlalchemy import Connection, Transaction
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
+from confbook_common.db.engine import sqlstate
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -91,7 +93,7 @@ class SqlUnitOfWork:
                 yield self
             return
         with self._engine.connect() as connection:
-            # psycopg2's own switch, which costs nothing on the wire; SQLAlchemy's isolation_level
+            # psycopg's own switch, which costs nothing on the wire; SQLAlchemy's isolation_level
             # option would send a SET to reset the session each time the connection goes back.
             driver_connection = connection.connection.dbapi_connection
             assert driver_connection is not None
@@ -112,7 +114,7 @@ def _is_retryable(error: DBAPIError) -> bool:
     # A dropped connection (the server restarted, say) surfaces at the first statement on it:
     # run again on a fresh one. Should it drop during a COMMIT, the retry meets the committed
     # effect (a duplicate booking is refused by the database), never a second one.
-    return error.connection_invalidated or getattr(error.orig, "pgcode", None) in _RETRYABLE_SQLSTATES
+    return error.connection_invalidated or sqlstate(error) in _RETRYABLE_SQLSTATES
 
 
 def retries_on_conflict(handler: Callable[P, T]) -> Callable[P, T]:
@@ -136,6 +138,6 @@ def retry_on_conflict(work: Callable[[], T], *, attempts: int = 5) -> T:
             if error.connection_invalidated:
                 log.warning("database connection lost (%s), retrying on a new one", error.orig)
                 continue
-            log.info("transaction lost a race (%s), retrying", getattr(error.orig, "pgcode", "?"))
+            log.info("transaction lost a race (%s), retrying", sqlstate(error))
             time.sleep(random.uniform(0.005, 0.05) * attempt)
     raise AssertionError("unreachable")

@@ -40,8 +40,8 @@ class _NotifyListener:
         """Return on a notification or after `timeout` seconds, whichever comes first."""
         readable, _, _ = io_select.select([self._connection], [], [], timeout)
         if readable:
-            self._connection.poll()
-            self._connection.notifies.clear()
+            for _ in self._connection.notifies(timeout=0):  # read them all; that one came is enough
+                pass
 
     def close(self) -> None:
         self._connection.close()
