@@ -11,7 +11,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Case, Connection, Row, bindparam, case, func, insert, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Case,
+    Connection,
+    DateTime,
+    Integer,
+    Row,
+    Text,
+    bindparam,
+    case,
+    column,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
@@ -164,8 +180,29 @@ class BookAttempt:
     other_conference: str | None = None
 
 
-_BOOK = text(f"SELECT * FROM {SCHEMA}.book(:user_id, :conference_key, :conference_id, :now, :neighbours_locked)")
-_BOOK_TOGETHER = text(f"SELECT * FROM {SCHEMA}.book_together(:user_ids, :conference_key, :now)")
+# What booking.book() returns (its OUT parameters, migration 0002), in order. Declared, so that
+# SQLAlchemy takes each result's shape from the statement once instead of from every cursor.
+_BOOK_RESULT = (
+    column("outcome", Text),
+    column("detail", Text),
+    column("conference_id", BigInteger),
+    column("conference_name", Text),
+    column("start_at", DateTime(timezone=True)),
+    column("end_at", DateTime(timezone=True)),
+    column("slots", Integer),
+    column("booking_id", BigInteger),
+    column("status", Text),
+    column("created_at", DateTime(timezone=True)),
+    column("updated_at", DateTime(timezone=True)),
+    column("waitlist_position", Integer),
+)
+_BOOK = text(
+    f"SELECT * FROM {SCHEMA}.book(:user_id, :conference_key, :conference_id, :now, :neighbours_locked)"
+).columns(*_BOOK_RESULT)
+# booking.book_together() returns the user's id, then what booking.book() does (migration 0007).
+_BOOK_TOGETHER = text(f"SELECT * FROM {SCHEMA}.book_together(:user_ids, :conference_key, :now)").columns(
+    column("user_id", Text), *_BOOK_RESULT
+)
 # Read by the trigger that records each change's event (migration 0004); local to the transaction.
 _STATE_REASON = text("SELECT set_config('booking.change_reason', :reason, true)")
 
