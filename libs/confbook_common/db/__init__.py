@@ -1,12 +1,6 @@
 """PostgreSQL access: engines, units of work, and retries of transactions that lost a race."""
 
-from confbook_common.db.engine import (
-    create_engine,
-    is_transient_db_error,
-    listening_connection,
-    sqlstate,
-    violated_constraint,
-)
+from confbook_common.db.engine import create_engine, is_transient_db_error, listening_connection, violated_constraint
 from confbook_common.db.unit_of_work import SqlUnitOfWork, retries_on_conflict, retry_on_conflict
 
 __all__ = [
@@ -16,6 +10,5 @@ __all__ = [
     "listening_connection",
     "retries_on_conflict",
     "retry_on_conflict",
-    "sqlstate",
     "violated_constraint",
 ]

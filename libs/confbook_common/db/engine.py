@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from confbook_common import tracing
 
 
-def service_url(url: str) -> URL:
+def _with_psycopg(url: str) -> URL:
     """The URL with psycopg 3 as its driver, whichever PostgreSQL driver it names (or none)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "postgresql":
@@ -29,7 +29,7 @@ def create_engine(url: str, *, application_name: str, pool_size: int = 10) -> En
     # A lock wait longer than a few seconds means something is stuck: fail the
     # request (the caller may retry) rather than pile up behind it.
     engine = sqlalchemy.create_engine(
-        service_url(url),
+        _with_psycopg(url),
         pool_size=pool_size,
         max_overflow=pool_size // 2,
         pool_pre_ping=False,
@@ -52,14 +52,17 @@ def is_transient_db_error(error: BaseException) -> bool:
 
 def sqlstate(error: DBAPIError) -> str | None:
     """The SQLSTATE PostgreSQL gave with the error, if it gave one."""
-    diag = getattr(error.orig, "diag", None)
-    return getattr(diag, "sqlstate", None)
+    return _diagnostic(error, "sqlstate")
 
 
 def violated_constraint(error: DBAPIError) -> str | None:
     """The name of the constraint an IntegrityError broke, as PostgreSQL reports it."""
-    diag = getattr(error.orig, "diag", None)
-    return getattr(diag, "constraint_name", None)
+    return _diagnostic(error, "constraint_name")
+
+
+def _diagnostic(error: DBAPIError, field: str) -> str | None:
+    # Both drivers (psycopg for the services, psycopg2 for the tools) put the server's fields in `diag`.
+    return getattr(getattr(error.orig, "diag", None), field, None)
 
 
 def listening_connection(engine: Engine, channel: str) -> psycopg.Connection[tuple[object, ...]]:
