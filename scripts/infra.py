@@ -556,8 +556,7 @@ def _new_rabbitmq(state_dir: Path, url: str) -> Instance:
         data_dir=str(base),
         log_file=str(log_path),
         node_name=f"confbook{params.port}@localhost",
-        epmd_port=_free_port(),
-        dist_port=_free_port(),
+        **dict(zip(("epmd_port", "dist_port"), free_ports(2), strict=True)),
     )
 
 
@@ -590,10 +589,8 @@ def _start_rabbitmq(state_dir: Path, record: Record, instance: Instance) -> None
     base = Path(instance.data_dir)
     _write_rabbitmq_config(base, instance.url)
     # Erlang ports taken since the last start are replaced; the data depends only on the node name.
-    if instance.epmd_port is None or not _bindable("127.0.0.1", instance.epmd_port):
-        instance.epmd_port = _free_port()
-    if instance.dist_port is None or not _bindable("127.0.0.1", instance.dist_port):
-        instance.dist_port = _free_port()
+    if not all(port is not None and _bindable("127.0.0.1", port) for port in (instance.epmd_port, instance.dist_port)):
+        instance.epmd_port, instance.dist_port = free_ports(2)
     wait_until_bindable(_listen_address(instance.host), instance.port)
     wait_until_bindable(_listen_address(instance.host), instance.port + MANAGEMENT_PORT_OFFSET)
     for directory in (base / "mnesia", base / "log"):
@@ -717,10 +714,18 @@ def _bindable(address: str, port: int) -> bool:
     return True
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """`count` distinct loopback ports nothing is bound to now.
+
+    Every probe stays bound until all are chosen: one probe after another, the kernel may hand out
+    the same port twice, and two of our gRPC servers given one port would share it (SO_REUSEPORT)
+    without a word, each then getting the other's calls.
+    """
+    with contextlib.ExitStack() as probes:
+        sockets = [probes.enter_context(socket.socket()) for _ in range(count)]
+        for probe in sockets:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in sockets]
 
 
 # --- command line -----------------------------------------------------------------------------------------------

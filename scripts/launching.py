@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from confbook_common.settings import SERVICES
@@ -18,6 +18,9 @@ from scripts import infra
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODULES = {service: f"services.{service}" for service in SERVICES} | {"gateway": "gateway"}
 READY_TIMEOUT = 60.0
+# What begins each start's part of a log; the logs' JSON lines name their level like this.
+_START_MARK = "--- started at "
+_ERROR_LEVELS = ("ERROR", "CRITICAL")
 
 
 class StackError(Exception):
@@ -40,7 +43,7 @@ def launch(
     <log_dir>/<log_name>.log (by default `name`). Its worker processes share the session."""
     log_dir.mkdir(parents=True, exist_ok=True)
     with (log_dir / f"{log_name or name}.log").open("ab") as log_file:
-        log_file.write(f"--- started at {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
+        log_file.write(f"{_START_MARK}{time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
         log_file.flush()
         return subprocess.Popen(
             argv or command(name),
@@ -105,6 +108,22 @@ def log_sections(names: Mapping[str, object], log_dir: Path) -> str:
 def log_section(name: str, log_dir: Path) -> str:
     path = log_dir / f"{name}.log"
     return f"--- last lines of {relative(path)} ---\n{infra.log_tail(path, 20)}"
+
+
+def logged_errors(log_dir: Path, names: Iterable[str] = MODULES, limit: int = 10) -> str:
+    """The last lines at level ERROR or above that each program logged since it last started, with
+    whatever followed them (a traceback), or "" if none did: what explains a 5xx."""
+    sections = []
+    for name in names:
+        path = log_dir / f"{name}.log"
+        try:
+            lines = path.read_text(errors="replace").split(_START_MARK)[-1].splitlines()
+        except FileNotFoundError:
+            continue
+        errors = [line for line in lines if any(f'"level": "{level}"' in line for level in _ERROR_LEVELS)]
+        if errors:
+            sections.append(f"--- errors in {relative(path)} ---\n" + "\n".join(errors[-limit:]))
+    return "\n".join(sections)
 
 
 def relative(path: Path) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -120,14 +119,9 @@ def metrics_port_name(program: str) -> str:
 
 
 def free_ports() -> dict[str, int]:
-    """A free port for each program (the gateway and each service), and for each one's metrics."""
-    return {name: free_port() for name in MODULES} | {metrics_port_name(name): free_port() for name in MODULES}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A free port for each program (the gateway and each service), and for each one's metrics, all distinct."""
+    names = [*MODULES, *(metrics_port_name(name) for name in MODULES)]
+    return dict(zip(names, infra.free_ports(len(names)), strict=True))
 
 
 def replicas_from_env() -> int:

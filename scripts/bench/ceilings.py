@@ -31,7 +31,7 @@ from confbook_common.settings import DEFAULT_GRPC_PORTS
 from scripts import infra
 from scripts.bench.report import PERCENTILES, Rate
 from scripts.launching import launch, wait_until_ready
-from scripts.sandbox import Stack, free_port
+from scripts.sandbox import Stack
 
 SCHEMA = "bench_ceiling"
 # Every conference of the ceiling has the same two hours; only the seat ledger differs between them.
@@ -232,14 +232,15 @@ class Floor:
 
     environment: Mapping[str, str]
     log_dir: Path
-    gateway_port: int = field(default_factory=free_port)
-    grpc_port: int = field(default_factory=free_port)
+    gateway_port: int
+    grpc_port: int
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @classmethod
     def beside(cls, stack: Stack, log_dir: Path) -> Floor:
         """The product gateway's environment (WORKERS and the like included), with the floor's ports."""
-        return cls(stack.env(), log_dir)
+        gateway_port, grpc_port = infra.free_ports(2)
+        return cls(stack.env(), log_dir, gateway_port, grpc_port)
 
     @property
     def base_url(self) -> str:

@@ -24,7 +24,7 @@ from scripts.bench.memory import MemoryWatch
 from scripts.bench.options import Options, parse_options
 from scripts.bench.report import Report, progress
 from scripts.bench.scenarios import Bench
-from scripts.launching import StackError
+from scripts.launching import StackError, logged_errors
 from scripts.sandbox import Infrastructure, Stack
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -171,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except (BenchError, StackError, infra.InfraError) as error:
         progress(f"failed: {error} (logs in {_shown(state_dir() / 'logs')})")
+        if isinstance(error, BenchError) and (errors := logged_errors(state_dir() / "logs")):
+            progress(f"what the stack logged as errors:\n{errors}")
         return 1
     print(report.text(), end="")
     missed = report.missed_targets if options.strict else 0
