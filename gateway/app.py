@@ -30,7 +30,11 @@ def create_app(config: GatewayConfig) -> FastAPI:
         yield
         await app.state.clients.close()
 
-    app = FastAPI(title="Conference booking", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    # No redirect of a path with a trailing slash to the one without: "/conference/a%2F" names the
+    # conference "a/" (refused), not "a", and no endpoint ends in a slash.
+    app = FastAPI(
+        title="Conference booking", version="1.0.0", description=DESCRIPTION, lifespan=lifespan, redirect_slashes=False
+    )
     app.include_router(router)
     install_error_handlers(app)
     app.add_middleware(JsonBodyMiddleware, max_bytes=config.max_body_bytes)

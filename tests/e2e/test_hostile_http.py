@@ -192,6 +192,17 @@ def test_a_hostile_conference_to_change_is_a_4xx(http, segment):
     assert_refused(http.patch(f"/conference/{quote(segment, safe='')}", json={"slots": 3}), 400, 404)
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("PATCH", "/conference/a%2F"), ("GET", "/conference/a%2F"), ("GET", "/conference/%00%2F"), ("GET", "/booking/1/")],
+)
+def test_a_path_ending_in_a_slash_is_refused_not_redirected(http, method, path):
+    response = http.request(method, path, json={"slots": 3} if method == "PATCH" else None)
+
+    assert_refused(response, 400, 404)
+    assert "location" not in response.headers
+
+
 @given(limit=st.one_of(st.integers(), st.integers(-(2**70), 2**70), st.floats()).map(str) | hostile.bad_path_bytes)
 def test_a_hostile_recommendation_limit_is_a_400_or_a_list(http, booked, limit):
     response = http.get(f"/user/{booked['user_id']}/recommendations?limit={quote(limit, safe='')}")
