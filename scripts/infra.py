@@ -548,6 +548,7 @@ def _new_rabbitmq(state_dir: Path, url: str) -> Instance:
     log_path = state_dir / "logs" / "rabbitmq.log"
     with log_path.open("a") as log_file:
         base = _data_dir(state_dir, RABBITMQ, log_file)
+    epmd_port, dist_port = free_ports(2)
     return Instance(
         host=params.host,
         port=params.port,
@@ -556,7 +557,8 @@ def _new_rabbitmq(state_dir: Path, url: str) -> Instance:
         data_dir=str(base),
         log_file=str(log_path),
         node_name=f"confbook{params.port}@localhost",
-        **dict(zip(("epmd_port", "dist_port"), free_ports(2), strict=True)),
+        epmd_port=epmd_port,
+        dist_port=dist_port,
     )
 
 

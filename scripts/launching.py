@@ -111,8 +111,8 @@ def log_section(name: str, log_dir: Path) -> str:
 
 
 def logged_errors(log_dir: Path, names: Iterable[str] = MODULES, limit: int = 10) -> str:
-    """The last lines at level ERROR or above that each program logged since it last started, with
-    whatever followed them (a traceback), or "" if none did: what explains a 5xx."""
+    """The last lines at level ERROR or above that each program logged since it last started (a JSON
+    line holds its traceback), or "" if none did: what explains a 5xx."""
     sections = []
     for name in names:
         path = log_dir / f"{name}.log"
