@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from confbook_common.settings import SERVICES
@@ -18,9 +18,10 @@ from scripts import infra
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODULES = {service: f"services.{service}" for service in SERVICES} | {"gateway": "gateway"}
 READY_TIMEOUT = 60.0
-# What begins each start's part of a log; the logs' JSON lines name their level like this.
+# What begins each start's part of a log, and how a JSON line at level ERROR or above reads.
 _START_MARK = "--- started at "
-_ERROR_LEVELS = ("ERROR", "CRITICAL")
+_ERROR_MARKS = ('"level": "ERROR"', '"level": "CRITICAL"')
+_ERRORS_SHOWN = 10
 
 
 class StackError(Exception):
@@ -110,19 +111,19 @@ def log_section(name: str, log_dir: Path) -> str:
     return f"--- last lines of {relative(path)} ---\n{infra.log_tail(path, 20)}"
 
 
-def logged_errors(log_dir: Path, names: Iterable[str] = MODULES, limit: int = 10) -> str:
+def logged_errors(log_dir: Path) -> str:
     """The last lines at level ERROR or above that each program logged since it last started (a JSON
     line holds its traceback), or "" if none did: what explains a 5xx."""
     sections = []
-    for name in names:
+    for name in MODULES:
         path = log_dir / f"{name}.log"
         try:
             lines = path.read_text(errors="replace").split(_START_MARK)[-1].splitlines()
         except FileNotFoundError:
             continue
-        errors = [line for line in lines if any(f'"level": "{level}"' in line for level in _ERROR_LEVELS)]
+        errors = [line for line in lines if any(mark in line for mark in _ERROR_MARKS)]
         if errors:
-            sections.append(f"--- errors in {relative(path)} ---\n" + "\n".join(errors[-limit:]))
+            sections.append(f"--- errors in {relative(path)} ---\n" + "\n".join(errors[-_ERRORS_SHOWN:]))
     return "\n".join(sections)
 
 

@@ -92,8 +92,8 @@ class ServiceRuntime:
         """Run until SIGTERM or SIGINT, then stop accepting calls, finish the ones under way, stop workers."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self._stopping.set())
-        # The gateway's event loop too: each call wakes the loop from gRPC's poller thread and, for
-        # the sync handlers, from the thread pool, and uvloop's wakeups cost less (docs/benchmarks.md).
+        # uvloop, as the gateway's: every call wakes the loop from gRPC's poller thread and, for a
+        # sync handler, from the pool thread that ran it; uvloop's wakeups cost less (docs/benchmarks.md).
         uvloop.run(self._serve())
 
     def stop(self) -> None:
