@@ -51,9 +51,22 @@ class RecordedRefusal(DomainError):
 
 
 class Unauthenticated(DomainError):
-    """An internal API called without the credentials of the one service allowed to call it."""
+    """No credentials, or credentials that do not count: a missing, malformed, expired or foreign
+    token, or an internal API called without the secret of the one service allowed to call it."""
 
     code = "UNAUTHENTICATED"
+
+
+class Forbidden(DomainError):
+    """A verified caller without the right to do this (HTTP 403; gRPC PERMISSION_DENIED)."""
+
+    code = "FORBIDDEN"
+
+
+class RoleMissing(Forbidden):
+    """The caller's token lacks the role this needs (HTTP 403 with error="insufficient_scope")."""
+
+    code = "ROLE_REQUIRED"
 
 
 class DependencyUnavailable(Exception):

@@ -118,15 +118,20 @@ class IdempotentCalls:
         request: Message,
         work: Callable[[], Response],
         response_type: type[Response],
+        *,
+        caller: str,
     ) -> Response:
-        """`work()` (a use case on `uow`, and encoding its answer), at most once per key.
+        """`work()` (a use case on `uow`, and encoding its answer), at most once per key of `caller`.
 
-        Without a key this is just `work()`: the fast path stays as it is.
+        A key belongs to its caller (the token's subject): the same key from two callers is two
+        keys, and one caller's answer is never replayed to another. Without a key this is just
+        `work()`: the fast path stays as it is.
         """
         sent = _metadata_value(context, KEY_METADATA)
         if sent is None:
             return work()
-        key = validation.idempotency_key("idempotency-key", sent)
+        # A key is visible ASCII without spaces, so the first space ends it: no two callers' keys meet.
+        key = f"{validation.idempotency_key('idempotency-key', sent)} {caller}"
         request_fingerprint = fingerprint(method, request, _metadata_value(context, HTTP_FINGERPRINT_METADATA))
         replay, response = retry_on_conflict(lambda: self._run_once(uow, key, request_fingerprint, work, response_type))
         if replay:

@@ -170,7 +170,7 @@ def test_the_key_and_its_answer_are_kept_together(uow, conference, new_user, boo
 
     uow_once = uow()
     with pytest.raises(RuntimeError):
-        calls.run(uow_once, keyed(key), "/test/Method", request, fails_after_writing, booking_pb2.User)
+        calls.run(uow_once, keyed(key), "/test/Method", request, fails_after_writing, booking_pb2.User, caller="alice")
     with booking_engine.connect() as connection:
         assert (
             connection.execute(
@@ -180,6 +180,6 @@ def test_the_key_and_its_answer_are_kept_together(uow, conference, new_user, boo
         )
 
     # And a key once used answers only the request it was used for.
-    calls.run(uow(), keyed(key), "/test/Method", request, lambda: booking_pb2.User(user_id="x"), booking_pb2.User)
+    calls.run(uow(), keyed(key), "/test/Method", request, lambda: booking_pb2.User(user_id="x"), booking_pb2.User, caller="alice")
     with pytest.raises(KeyReused):
-        calls.run(uow(), keyed(key), "/test/Other", request, lambda: booking_pb2.User(user_id="x"), booking_pb2.User)
+        calls.run(uow(), keyed(key), "/test/Other", request, lambda: booking_pb2.User(user_id="x"), booking_pb2.User, caller="alice")

@@ -20,6 +20,7 @@ from confbook_common.errors import (
     Conflict,
     DependencyUnavailable,
     DomainError,
+    Forbidden,
     InvalidInput,
     NotFound,
     RecordedRefusal,
@@ -41,6 +42,7 @@ _CODES: list[tuple[type[DomainError], int]] = [
     (AlreadyExists, code_pb2.ALREADY_EXISTS),
     (Conflict, code_pb2.FAILED_PRECONDITION),
     (Unauthenticated, code_pb2.UNAUTHENTICATED),
+    (Forbidden, code_pb2.PERMISSION_DENIED),
 ]
 
 
