@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Self
 
+from confbook_common.auth import TokenRules
 from confbook_common.settings import Env
 
 SERVICE = "conference"
@@ -16,6 +17,7 @@ class ConferenceConfig:
     listen_address: str
     database_url: str
     amqp_url: str
+    token_rules: TokenRules
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> Self:
@@ -24,4 +26,5 @@ class ConferenceConfig:
             listen_address=f"{env.listen_host()}:{env.grpc_port(SERVICE)}",
             database_url=env.service_database_url(SERVICE),
             amqp_url=env.service_amqp_url(SERVICE),
+            token_rules=TokenRules.from_env(env),
         )

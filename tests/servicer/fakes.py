@@ -15,10 +15,12 @@ class FakeConferenceRepository:
         self._by_key: dict[str, Conference] = {}
         self._ids = itertools.count(1)
 
-    def add(self, new: NewConference) -> Conference:
+    def add(self, new: NewConference, owner_subject: str) -> Conference:
         if name_key(new.name) in self._by_key:
             raise ConferenceNameTaken(new.name)
-        conference = Conference(**vars(new), conference_id=next(self._ids), created_at=datetime.now(UTC))
+        conference = Conference(
+            **vars(new), conference_id=next(self._ids), created_at=datetime.now(UTC), owner_subject=owner_subject
+        )
         self._by_key[name_key(new.name)] = conference
         return conference
 

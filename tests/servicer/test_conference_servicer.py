@@ -9,26 +9,54 @@ import grpc_testing
 import pytest
 
 from confbook.conference.v1 import conference_pb2
+from confbook_common.auth.bearer import Callers
 from confbook_common.timestamps import from_timestamp, to_timestamp
 from services.conference.entrypoints.grpc_servicer import ConferenceServicer
 from tests.servicer.fakes import FakeConferenceRepository, FakeConferenceUnitOfWork
+from tests.tokens import TokenForge
 
 SERVICE = conference_pb2.DESCRIPTOR.services_by_name["ConferenceService"]
 START = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+FORGE = TokenForge.generated()
+ORGANIZER = FORGE.token("olga", "organizer", ttl=3600)
 
 
 @pytest.fixture
 def server():
     repository = FakeConferenceRepository()
-    servicer = ConferenceServicer(lambda: FakeConferenceUnitOfWork(repository))  # type: ignore[arg-type, return-value]
+    servicer = ConferenceServicer(
+        lambda: FakeConferenceUnitOfWork(repository),  # type: ignore[arg-type, return-value]
+        Callers(FORGE.verifier()),
+    )
     return grpc_testing.server_from_dictionary({SERVICE: servicer}, grpc_testing.strict_real_time())
 
 
+def invoke(server, method, request, token: str | None = None):
+    metadata = (("authorization", f"Bearer {token}"),) if token else ()
+    rpc = server.invoke_unary_unary(SERVICE.methods_by_name[method], metadata, request, None)
+    return rpc.termination()
+
+
 def call(server, method, request):
-    rpc = server.invoke_unary_unary(SERVICE.methods_by_name[method], (), request, None)
-    response, _, code, _ = rpc.termination()
+    response, _, code, _ = invoke(server, method, request, ORGANIZER)
     assert code is grpc.StatusCode.OK
     return response
+
+
+def a_conference(name: str = "Rust Nation") -> conference_pb2.CreateConferenceRequest:
+    return conference_pb2.CreateConferenceRequest(
+        name=name, location="London", start=to_timestamp(START), end=to_timestamp(START + timedelta(hours=1)), slots=5
+    )
+
+
+def test_an_organizer_owns_the_conference_it_creates(server):
+    assert call(server, "CreateConference", a_conference()).owner_subject == "olga"
+
+
+def test_conferences_are_read_without_a_token(server):
+    call(server, "CreateConference", a_conference())
+    found, _, code, _ = invoke(server, "GetConference", conference_pb2.GetConferenceRequest(name="rust nation"))
+    assert code is grpc.StatusCode.OK and found.name == "Rust Nation"
 
 
 def test_a_created_conference_comes_back_with_its_id_and_utc_times(server):

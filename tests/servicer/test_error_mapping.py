@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from concurrent import futures
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
@@ -14,10 +15,15 @@ from grpc_status import rpc_status
 from sqlalchemy.exc import OperationalError
 
 from confbook.conference.v1 import conference_pb2, conference_pb2_grpc
+from confbook_common.auth.bearer import Callers
 from confbook_common.rpc.errors import ErrorMappingInterceptor, error_reason
+from confbook_common.timestamps import to_timestamp
 from services.conference.domain.model import Conference
 from services.conference.entrypoints.grpc_servicer import ConferenceServicer
 from tests.servicer.fakes import FakeConferenceRepository, FakeConferenceUnitOfWork
+from tests.tokens import TokenForge
+
+FORGE = TokenForge.generated()
 
 
 class FailingRepository(FakeConferenceRepository):
@@ -32,7 +38,10 @@ class FailingRepository(FakeConferenceRepository):
 @contextmanager
 def serve_channel(repository: FakeConferenceRepository) -> Iterator[grpc.Channel]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), interceptors=[ErrorMappingInterceptor()])
-    servicer = ConferenceServicer(lambda: FakeConferenceUnitOfWork(repository))  # type: ignore[arg-type, return-value]
+    servicer = ConferenceServicer(
+        lambda: FakeConferenceUnitOfWork(repository),  # type: ignore[arg-type, return-value]
+        Callers(FORGE.verifier()),
+    )
     conference_pb2_grpc.add_ConferenceServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
@@ -61,6 +70,10 @@ def failure_of(call):
 
 def test_invalid_input_is_invalid_argument_naming_the_field(conferences):
     error = failure_of(lambda: conferences.CreateConference(conference_pb2.CreateConferenceRequest(name="Bad!")))
+    assert error.code() is grpc.StatusCode.UNAUTHENTICATED  # who asks comes first: a stranger learns nothing
+    organizer = (("authorization", f"Bearer {FORGE.token('olga', 'organizer')}"),)
+    request = conference_pb2.CreateConferenceRequest(name="Bad!")
+    error = failure_of(lambda: conferences.CreateConference(request, metadata=organizer))
     assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert error.details() == "name: may contain only letters, digits and spaces"
     assert error_reason(error) == "VALIDATION_ERROR"
@@ -111,3 +124,24 @@ def test_bytes_that_are_no_request_are_invalid_argument(payload):
         )
         error = failure_of(lambda: raw(payload))
     assert (error.code(), error_reason(error)) == (grpc.StatusCode.INVALID_ARGUMENT, "VALIDATION_ERROR")
+
+
+@pytest.mark.parametrize(
+    ("token", "code", "reason"),
+    [
+        (None, grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED"),
+        (FORGE.token("olga", "organizer", ttl=-600), grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED"),
+        (FORGE.token("ann"), grpc.StatusCode.PERMISSION_DENIED, "ROLE_REQUIRED"),
+    ],
+    ids=["no token", "expired", "attendee"],
+)
+def test_only_organizers_and_admins_create_conferences(conferences, token, code, reason):
+    metadata = (("authorization", f"Bearer {token}"),) if token else ()
+    start = datetime.now(UTC) + timedelta(days=3)
+    request = conference_pb2.CreateConferenceRequest(
+        name="Owned", location="Oslo", start=to_timestamp(start), end=to_timestamp(start + timedelta(hours=1)), slots=1
+    )
+    error = failure_of(lambda: conferences.CreateConference(request, metadata=metadata))
+    assert (error.code(), error_reason(error)) == (code, reason)
+    admin = (("authorization", f"Bearer {FORGE.token('root', 'admin')}"),)
+    assert conferences.CreateConference(request, metadata=admin).owner_subject == "root"

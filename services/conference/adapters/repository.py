@@ -24,6 +24,7 @@ def _to_conference(row: Row) -> Conference:
         slots=row.slots,
         topics=tuple(row.topics),
         created_at=row.created_at,
+        owner_subject=row.owner_subject,
     )
 
 
@@ -31,7 +32,7 @@ class ConferenceRepository:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
 
-    def add(self, new: NewConference) -> Conference:
+    def add(self, new: NewConference, owner_subject: str) -> Conference:
         try:
             row = self._connection.execute(
                 insert(conferences)
@@ -44,6 +45,7 @@ class ConferenceRepository:
                     slots=new.slots,
                     topics=list(new.topics),
                     topic_keys=[topic_key(topic) for topic in new.topics],
+                    owner_subject=owner_subject,
                 )
                 .returning(conferences)
             ).one()

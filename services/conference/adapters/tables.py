@@ -40,6 +40,8 @@ conferences = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # Set once the ConferenceStarted event is in the outbox.
     Column("start_announced_at", DateTime(timezone=True)),
+    # The subject of the access token that created it (NULL: created before conferences had owners).
+    Column("owner_subject", Text),
     UniqueConstraint("name_key", name="conference_name_unique"),
     CheckConstraint("end_at > start_at", name="conference_ends_after_start"),
     CheckConstraint("end_at - start_at <= interval '12 hours'", name="conference_at_most_12_hours"),

@@ -26,6 +26,9 @@ class NewConference:
 class Conference(NewConference):
     conference_id: int
     created_at: datetime
+    # The subject whose token created it: who may change it and see its bookings (besides admins).
+    # None for a conference created before conferences had owners.
+    owner_subject: str | None = None
 
 
 name_key = validation.conference_name_key

@@ -6,6 +6,7 @@ import grpc
 
 from confbook.conference.v1 import conference_pb2, conference_pb2_grpc
 from confbook_common import validation
+from confbook_common.auth.bearer import Callers
 from confbook_common.errors import InvalidInput
 from confbook_common.idempotency import IdempotentCalls
 from confbook_common.timestamps import to_timestamp, utc_now
@@ -25,6 +26,7 @@ def to_message(conference: Conference) -> conference_pb2.Conference:
         slots=conference.slots,
         topics=list(conference.topics),
         created_at=to_timestamp(conference.created_at),
+        owner_subject=conference.owner_subject or "",
     )
 
 
@@ -32,15 +34,20 @@ _SERVICE = conference_pb2.DESCRIPTOR.services_by_name["ConferenceService"].full_
 
 
 class ConferenceServicer(conference_pb2_grpc.ConferenceServiceServicer):
-    """CreateConference runs once per `idempotency-key` when a caller sends one (confbook_common.idempotency)."""
+    """CreateConference runs once per `idempotency-key` when a caller sends one (confbook_common.idempotency).
 
-    def __init__(self, unit_of_work: UnitOfWorkFactory) -> None:
+    Conferences are public: only CreateConference needs a token (an organizer's or an admin's).
+    """
+
+    def __init__(self, unit_of_work: UnitOfWorkFactory, callers: Callers) -> None:
         self._uow = unit_of_work
+        self._callers = callers
         self._once = IdempotentCalls(tables.idempotency_keys)
 
     def CreateConference(
         self, request: conference_pb2.CreateConferenceRequest, context: grpc.ServicerContext
     ) -> conference_pb2.Conference:
+        caller = self._callers.of(context)
         new = new_conference(
             name=request.name,
             location=request.location,
@@ -56,8 +63,9 @@ class ConferenceServicer(conference_pb2_grpc.ConferenceServiceServicer):
             context,
             f"/{_SERVICE}/CreateConference",
             request,
-            lambda: to_message(handlers.create_conference(uow, new)),
+            lambda: to_message(handlers.create_conference(uow, new, caller)),
             conference_pb2.Conference,
+            caller=caller.subject,
         )
 
     def GetConference(

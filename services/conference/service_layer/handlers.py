@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 
 from confbook.events.v1 import events_pb2
 from confbook_common import validation
+from confbook_common.auth import Caller
+from confbook_common.errors import RoleMissing
 from confbook_common.timestamps import to_timestamp
 from services.conference.domain.errors import ConferenceNotFound
 from services.conference.domain.model import Conference, NewConference
@@ -18,9 +20,12 @@ DEFAULT_PAGE_SIZE = 50
 MAX_CONFERENCES_BY_TOPICS = 1000
 
 
-def create_conference(uow: ConferenceUnitOfWork, new: NewConference) -> Conference:
+def create_conference(uow: ConferenceUnitOfWork, new: NewConference, caller: Caller) -> Conference:
+    """Organizers and admins create conferences; the caller owns the new one."""
+    if not caller.may_organize:
+        raise RoleMissing("creating a conference needs the organizer or admin role")
     with uow:
-        conference = uow.conferences.add(new)
+        conference = uow.conferences.add(new, owner_subject=caller.subject)
         uow.commit()
     return conference
 
