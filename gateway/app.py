@@ -9,16 +9,22 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from confbook_common.auth import TokenVerifier
 from gateway.body_limit import JsonBodyMiddleware
 from gateway.clients import ServiceClients
 from gateway.config import GatewayConfig
 from gateway.edge import RequestEdgeMiddleware
 from gateway.errors import install_error_handlers
 from gateway.observation import ObservationMiddleware
+from gateway.rate_limits import RateLimits
 from gateway.routes import router
 
 DESCRIPTION = """Book seats at conferences. A full conference puts you on its waitlist; when a seat
 frees up, the first in line is offered it and has a limited time to confirm.
+
+Every request but the public ones (reading conferences, health, these docs) carries an OAuth 2.0
+access token: `Authorization: Bearer <token>` (the Authorize button below). Locally, `make token
+SUB=<subject> ROLE=attendee|organizer|admin` prints one.
 
 Every error answers with `{"error": {"code": "...", "message": "..."}}`."""
 
@@ -27,6 +33,8 @@ def create_app(config: GatewayConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.clients = ServiceClients(config)
+        app.state.verifier = TokenVerifier(config.token_rules)
+        app.state.rate_limits = RateLimits(config.rate_limits)
         yield
         await app.state.clients.close()
 

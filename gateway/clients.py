@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2_grpc
 from confbook.booking.v1 import booking_pb2_grpc
 from confbook.conference.v1 import conference_pb2_grpc
 from confbook_common import request_id, tracing
+from confbook_common.auth import Caller
 from gateway.config import GatewayConfig
 
 Stub = TypeVar("Stub")
@@ -92,6 +93,31 @@ class ServiceClients:
     def bookings(self) -> booking_pb2_grpc.BookingServiceAsyncStub:
         return self._bookings.next()
 
+    def on_behalf_of(self, caller: Caller, credentials: tuple[tuple[str, str], ...]) -> OnBehalfOf:
+        """The same channels, every call carrying the caller's token."""
+        return OnBehalfOf(self, caller, credentials)
+
     async def close(self) -> None:
         for channel in [*self._conferences.channels, *self._bookings.channels, self._waitlist_channel]:
             await channel.close(grace=None)
+
+
+class OnBehalfOf:
+    """Calls made for one authenticated request: the shared channels, and its token in every call's metadata."""
+
+    def __init__(self, clients: ServiceClients, caller: Caller, credentials: tuple[tuple[str, str], ...]) -> None:
+        self._clients = clients
+        self.caller = caller
+        self.timeout = clients.timeout
+        self._credentials = credentials
+
+    def metadata(self, *extra: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+        return self._clients.metadata(*self._credentials, *extra)
+
+    @property
+    def conferences(self) -> conference_pb2_grpc.ConferenceServiceAsyncStub:
+        return self._clients.conferences
+
+    @property
+    def bookings(self) -> booking_pb2_grpc.BookingServiceAsyncStub:
+        return self._clients.bookings

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Self
 
-from confbook_common.settings import Env
+import limits
+
+from confbook_common.auth import TokenRules
+from confbook_common.settings import ConfigError, Env
+from gateway.rate_limits import RateLimitSettings
 
 
 @dataclass(frozen=True)
@@ -15,6 +19,8 @@ class GatewayConfig:
     conference_target: str
     booking_target: str
     waitlist_target: str
+    token_rules: TokenRules
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     call_timeout_seconds: float = 5.0
     max_body_bytes: int = 64 * 1024
     # Each request, headers and body, must have arrived this long after its first byte (or after the
@@ -30,7 +36,25 @@ class GatewayConfig:
             conference_target=env.grpc_target("conference"),
             booking_target=env.grpc_target("booking"),
             waitlist_target=env.grpc_target("waitlist"),
+            token_rules=TokenRules.from_env(env),
+            rate_limits=RateLimitSettings(
+                writes=_limits(env, "GATEWAY_RATE_LIMIT_WRITES", RateLimitSettings.writes),
+                failed_authentications=_limits(
+                    env, "GATEWAY_RATE_LIMIT_FAILED_AUTHENTICATIONS", RateLimitSettings.failed_authentications
+                ),
+                storage=env.text("GATEWAY_RATE_LIMIT_STORAGE", RateLimitSettings.storage),
+            ),
             request_read_timeout_seconds=env.integer(
                 "GATEWAY_REQUEST_READ_TIMEOUT_SECONDS", cls.request_read_timeout_seconds, minimum=1, maximum=300
             ),
         )
+
+
+def _limits(env: Env, name: str, default: str) -> str:
+    """A bound in the `limits` library's notation, e.g. "20/second;600/minute"."""
+    value = env.text(name, default)
+    try:
+        limits.parse_many(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be like '20/second;600/minute', got {value!r}") from None
+    return value

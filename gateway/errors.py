@@ -25,6 +25,8 @@ HTTP_STATUS_BY_GRPC = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
     grpc.StatusCode.OUT_OF_RANGE: 400,
     grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
     grpc.StatusCode.ALREADY_EXISTS: 409,
     grpc.StatusCode.FAILED_PRECONDITION: 409,
     grpc.StatusCode.ABORTED: 409,
@@ -38,6 +40,8 @@ HTTP_STATUS_BY_REASON = {"IDEMPOTENCY_KEY_REUSED": 422}
 # When a service sent no ErrorInfo reason, the code is named after the status.
 _DEFAULT_CODES = {
     400: "VALIDATION_ERROR",
+    401: "UNAUTHENTICATED",
+    403: "FORBIDDEN",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     409: "CONFLICT",
@@ -51,15 +55,25 @@ _UNPARSABLE_BODY = "There was an error parsing the body"
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}})
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}}, headers=headers)
+
+
+def challenge_headers(status: int, reason: str | None, message: str) -> dict[str, str]:
+    """RFC 6750's WWW-Authenticate for a refusal a service gave (its token expired since the gateway looked)."""
+    if status == 401:
+        return {"WWW-Authenticate": f'Bearer realm="confbook", error="invalid_token", error_description="{message}"'}
+    if status == 403 and reason == "ROLE_REQUIRED":
+        return {"WWW-Authenticate": 'Bearer realm="confbook", error="insufficient_scope"'}
+    return {}
 
 
 def from_rpc_error(error: grpc.aio.AioRpcError) -> ApiError:
@@ -76,7 +90,9 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> ApiError:
         return ApiError(503, "SERVICE_UNAVAILABLE", "a service is unavailable; try again shortly")
     reason = error_reason(error)
     status = HTTP_STATUS_BY_REASON.get(reason or "", status)
-    return ApiError(status, reason or _DEFAULT_CODES[status], error.details() or "")
+    message = error.details() or ""
+    code = "UNAUTHENTICATED" if status == 401 else reason or _DEFAULT_CODES[status]
+    return ApiError(status, code, message, headers=challenge_headers(status, reason, message))
 
 
 def from_validation_error(error: RequestValidationError) -> ApiError:
@@ -106,12 +122,12 @@ def allowed_methods(app: FastAPI, scope: dict[str, Any]) -> list[str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
-        return error_response(error.status, error.code, error.message)
+        return error_response(error.status, error.code, error.message, error.headers)
 
     @app.exception_handler(grpc.aio.AioRpcError)
     async def rpc_error(_: Request, error: grpc.aio.AioRpcError) -> JSONResponse:
         api = from_rpc_error(error)
-        response = error_response(api.status, api.code, api.message)
+        response = error_response(api.status, api.code, api.message, api.headers)
         if (REPLAYED_METADATA, "true") in tuple(error.trailing_metadata() or ()):
             response.headers[REPLAYED_HEADER] = "true"  # the first answer to this Idempotency-Key, again
         return response

@@ -266,6 +266,12 @@ class UserBookings(BaseModel):
     bookings: list[BookingOut]
 
 
+class ConferenceBookings(BaseModel):
+    conference_name: str
+    bookings: list[BookingOut]
+    next_page_token: str = Field(description="Empty on the last page")
+
+
 class NewWebhook(Request):
     url: WebhookUrl = Field(examples=["https://example.com/hooks/confbook"])
     events: EventTypes | None = Field(default=None, examples=[["booking.offered"]])

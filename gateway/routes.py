@@ -18,15 +18,21 @@ from confbook_common import validation
 from confbook_common.booking_json import booking_json, event_json
 from confbook_common.timestamps import to_timestamp
 from gateway import errors, models
-from gateway.clients import ServiceClients
+from gateway.auth import CallerClients
+from gateway.clients import OnBehalfOf, ServiceClients
 from gateway.errors import REPLAYED_HEADER
 from gateway.retries import RetryOf, answer
 from gateway.timestamps import format_utc
 
 router = APIRouter()
 
-ERRORS: dict[int | str, dict[str, Any]] = {
+PUBLIC_ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": models.ErrorBody} for status in (400, 404, 409, 413, 500, 503)
+}
+# What a route that needs a token may answer besides: no token that counts, no right, too many requests.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    **PUBLIC_ERRORS,
+    **{status: {"model": models.ErrorBody} for status in (401, 403, 429)},
 }
 # Writes take an Idempotency-Key: 422 when it was used for another request.
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 422: {"model": models.ErrorBody}}
@@ -78,7 +84,9 @@ def _conference_out(conference: conference_pb2.Conference, seats: booking_pb2.Se
     )
 
 
-async def _with_availability(clients: Clients, conference: conference_pb2.Conference) -> models.ConferenceOut:
+async def _with_availability(
+    clients: ServiceClients | OnBehalfOf, conference: conference_pb2.Conference
+) -> models.ConferenceOut:
     seats = await clients.bookings.GetSeatAvailability(
         booking_pb2.GetSeatAvailabilityRequest(conference_id=conference.conference_id),
         timeout=clients.timeout,
@@ -96,7 +104,7 @@ def _booking(booking: booking_pb2.Booking) -> models.BookingOut:
 
 @router.post("/conference", status_code=201, responses=WRITE_ERRORS, tags=["conferences"])
 async def create_conference(
-    body: models.NewConference, clients: Clients, retry: RetryOf, response: Response
+    body: models.NewConference, clients: CallerClients, retry: RetryOf, response: Response
 ) -> models.ConferenceOut:
     """Create a conference.
 
@@ -126,7 +134,7 @@ async def create_conference(
     )
 
 
-@router.get("/conference/{name}", responses=ERRORS, tags=["conferences"])
+@router.get("/conference/{name}", responses=PUBLIC_ERRORS, tags=["conferences"])
 async def get_conference(name: models.NameToFind, clients: Clients) -> models.ConferenceOut:
     conference = await clients.conferences.GetConference(
         conference_pb2.GetConferenceRequest(name=name), timeout=clients.timeout, metadata=clients.metadata()
@@ -136,7 +144,7 @@ async def get_conference(name: models.NameToFind, clients: Clients) -> models.Co
 
 @router.patch("/conference/{name}", responses=WRITE_ERRORS, tags=["conferences"])
 async def change_capacity(
-    name: models.NameToFind, body: models.CapacityChange, clients: Clients, retry: RetryOf, response: Response
+    name: models.NameToFind, body: models.CapacityChange, clients: CallerClients, retry: RetryOf, response: Response
 ) -> models.ConferenceOut:
     """Raise or lower the capacity: new seats go to the line at once; never below the seats held."""
     call = clients.bookings.ChangeCapacity(
@@ -153,7 +161,7 @@ async def change_capacity(
     return _conference_out(conference, seats)
 
 
-@router.get("/conferences", responses=ERRORS, tags=["conferences"])
+@router.get("/conferences", responses=PUBLIC_ERRORS, tags=["conferences"])
 async def list_conferences(
     clients: Clients,
     page_size: Annotated[PageSize, Query()] = 50,
@@ -179,11 +187,40 @@ async def list_conferences(
     return models.ConferenceList(conferences=conferences, next_page_token=page.next_page_token)
 
 
+@router.get("/conference/{name}/bookings", responses=ERRORS, tags=["conferences"])
+async def conference_bookings(
+    name: models.NameToFind,
+    clients: CallerClients,
+    status: Annotated[models.Status | None, Query()] = None,
+    page_size: Annotated[PageSize, Query()] = 50,
+    page_token: Annotated[PageToken, Query()] = "",
+) -> models.ConferenceBookings:
+    """The organizer's view (the conference's owner or an admin, else 403): the confirmed bookings, the open
+    offers, then the line in its order with positions; or only those of `status`. A page at a time."""
+    reply = await clients.bookings.ListConferenceBookings(
+        booking_pb2.ListConferenceBookingsRequest(
+            conference_name=name,
+            status=booking_pb2.BookingStatus.Value(f"BOOKING_STATUS_{status or 'UNSPECIFIED'}"),
+            page_size=page_size,
+            page_token=page_token,
+        ),
+        timeout=clients.timeout,
+        metadata=clients.metadata(),
+    )
+    return models.ConferenceBookings(
+        conference_name=reply.conference_name,
+        bookings=[_booking(booking) for booking in reply.bookings],
+        next_page_token=reply.next_page_token,
+    )
+
+
 # --- users ---------------------------------------------------------------------
 
 
 @router.post("/user", status_code=201, responses=WRITE_ERRORS, tags=["users"])
-async def create_user(body: models.NewUser, clients: Clients, retry: RetryOf, response: Response) -> models.UserOut:
+async def create_user(
+    body: models.NewUser, clients: CallerClients, retry: RetryOf, response: Response
+) -> models.UserOut:
     """Create a user.
 
     Beyond what the schema states (400 `VALIDATION_ERROR` otherwise): `user_id` of letters (of any script)
@@ -199,7 +236,7 @@ async def create_user(body: models.NewUser, clients: Clients, retry: RetryOf, re
 
 
 @router.get("/user/{user_id}", responses=ERRORS, tags=["users"])
-async def get_user(user_id: models.UserIdToFind, clients: Clients) -> models.UserOut:
+async def get_user(user_id: models.UserIdToFind, clients: CallerClients) -> models.UserOut:
     user = await clients.bookings.GetUser(
         booking_pb2.GetUserRequest(user_id=user_id), timeout=clients.timeout, metadata=clients.metadata()
     )
@@ -207,7 +244,7 @@ async def get_user(user_id: models.UserIdToFind, clients: Clients) -> models.Use
 
 
 @router.get("/user/{user_id}/bookings", responses=ERRORS, tags=["users"])
-async def list_user_bookings(user_id: models.UserIdToFind, clients: Clients) -> models.UserBookings:
+async def list_user_bookings(user_id: models.UserIdToFind, clients: CallerClients) -> models.UserBookings:
     reply = await clients.bookings.ListUserBookings(
         booking_pb2.ListUserBookingsRequest(user_id=user_id), timeout=clients.timeout, metadata=clients.metadata()
     )
@@ -217,7 +254,7 @@ async def list_user_bookings(user_id: models.UserIdToFind, clients: Clients) -> 
 @router.get("/user/{user_id}/recommendations", responses=ERRORS, tags=["users"])
 async def recommendations(
     user_id: models.UserIdToFind,
-    clients: Clients,
+    clients: CallerClients,
     limit: Annotated[RecommendationLimit, Query()] = validation.RECOMMENDATIONS_DEFAULT,
 ) -> models.Recommendations:
     """Conferences matching the user's topics that the user can still book, best first."""
@@ -241,7 +278,7 @@ async def recommendations(
 
 
 @router.post("/book", status_code=201, responses=WRITE_ERRORS, tags=["bookings"])
-async def book(body: models.BookRequest, clients: Clients, retry: RetryOf, response: Response) -> models.BookOut:
+async def book(body: models.BookRequest, clients: CallerClients, retry: RetryOf, response: Response) -> models.BookOut:
     call = clients.bookings.Book(
         booking_pb2.BookRequest(conference_name=body.name, user_id=body.user_id),
         timeout=clients.timeout,
@@ -258,7 +295,7 @@ async def book(body: models.BookRequest, clients: Clients, retry: RetryOf, respo
 
 
 @router.get("/booking/{booking_id}", responses=ERRORS, tags=["bookings"])
-async def get_booking(booking_id: BookingIdInPath, clients: Clients) -> models.BookingOut:
+async def get_booking(booking_id: BookingIdInPath, clients: CallerClients) -> models.BookingOut:
     booking = await clients.bookings.GetBooking(
         booking_pb2.GetBookingRequest(booking_id=booking_id), timeout=clients.timeout, metadata=clients.metadata()
     )
@@ -267,7 +304,7 @@ async def get_booking(booking_id: BookingIdInPath, clients: Clients) -> models.B
 
 @router.post("/confirm", responses=WRITE_ERRORS, tags=["bookings"])
 async def confirm(
-    body: models.BookingRef, clients: Clients, retry: RetryOf, response: Response
+    body: models.BookingRef, clients: CallerClients, retry: RetryOf, response: Response
 ) -> models.BookingChange:
     call = clients.bookings.ConfirmBooking(
         booking_pb2.ConfirmBookingRequest(booking_id=body.booking_id),
@@ -279,7 +316,9 @@ async def confirm(
 
 
 @router.post("/cancel", responses=WRITE_ERRORS, tags=["bookings"])
-async def cancel(body: models.BookingRef, clients: Clients, retry: RetryOf, response: Response) -> models.BookingChange:
+async def cancel(
+    body: models.BookingRef, clients: CallerClients, retry: RetryOf, response: Response
+) -> models.BookingChange:
     call = clients.bookings.CancelBooking(
         booking_pb2.CancelBookingRequest(booking_id=body.booking_id),
         timeout=clients.timeout,
@@ -347,7 +386,7 @@ async def _sse_stream(
 )
 async def watch_booking(
     booking_id: BookingIdInPath,
-    clients: Clients,
+    clients: CallerClients,
     last_event_id: Annotated[models.LastEventId, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     """The booking now (event `booking`), then one event per change (`booking.offered`, ...), each with
@@ -390,7 +429,7 @@ def _webhook(webhook: booking_pb2.Webhook) -> dict[str, Any]:
 
 @router.post("/webhooks", status_code=201, responses=WRITE_ERRORS, tags=["webhooks"])
 async def create_webhook(
-    body: models.NewWebhook, clients: Clients, retry: RetryOf, response: Response
+    body: models.NewWebhook, clients: CallerClients, retry: RetryOf, response: Response
 ) -> models.WebhookCreated:
     """Deliveries are POSTs signed as Standard Webhooks says (webhook-id, webhook-timestamp, webhook-signature)."""
     call = clients.bookings.CreateWebhook(
@@ -403,7 +442,7 @@ async def create_webhook(
 
 
 @router.get("/webhooks", responses=ERRORS, tags=["webhooks"])
-async def list_webhooks(clients: Clients) -> models.WebhookList:
+async def list_webhooks(clients: CallerClients) -> models.WebhookList:
     reply = await clients.bookings.ListWebhooks(
         booking_pb2.ListWebhooksRequest(), timeout=clients.timeout, metadata=clients.metadata()
     )
@@ -411,7 +450,7 @@ async def list_webhooks(clients: Clients) -> models.WebhookList:
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=204, responses=ERRORS, tags=["webhooks"])
-async def delete_webhook(webhook_id: models.WebhookIdInPath, clients: Clients) -> Response:
+async def delete_webhook(webhook_id: models.WebhookIdInPath, clients: CallerClients) -> Response:
     await clients.bookings.DeleteWebhook(
         booking_pb2.DeleteWebhookRequest(webhook_id=webhook_id), timeout=clients.timeout, metadata=clients.metadata()
     )
