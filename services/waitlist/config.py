@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Self
 
+from confbook_common.auth import TokenRules
 from confbook_common.settings import SERVICES, Env
 
 SERVICE = "waitlist"
@@ -22,6 +23,7 @@ class WaitlistConfig:
     # Each service's broker user: whom the events it owns are accepted from.
     broker_users: Mapping[str, str]
     promotion_token: str
+    token_rules: TokenRules
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> Self:
@@ -34,4 +36,5 @@ class WaitlistConfig:
             confirmation_window_seconds=env.confirmation_window_seconds(),
             broker_users={service: env.broker_user(service) for service in SERVICES},
             promotion_token=env.promotion_token(),
+            token_rules=TokenRules.from_env(env),
         )
