@@ -13,6 +13,7 @@ export GATEWAY_PORT CONFERENCE_GRPC_PORT BOOKING_GRPC_PORT WAITLIST_GRPC_PORT
 export CONFIRMATION_WINDOW_SECONDS DATABASE_URL AMQP_URL LISTEN_HOST LOG_LEVEL LOG_FORMAT WORKERS REPLICAS
 export OBSERVE PROMETHEUS_PORT METRICS_HOST GATEWAY_METRICS_PORT CONFERENCE_METRICS_PORT BOOKING_METRICS_PORT WAITLIST_METRICS_PORT
 export OTEL_EXPORTER_OTLP_ENDPOINT
+export OIDC_ISSUER OIDC_AUDIENCE DEV_ISSUER_PORT
 export TEST_DATABASE_URL TEST_AMQP_URL
 export SOAK_STATE_DIR SOAK_DATABASE_URL SOAK_AMQP_URL
 
@@ -24,6 +25,8 @@ help: ## List the targets
 	@echo "  BOOKING_GRPC_PORT [50052], WAITLIST_GRPC_PORT [50053], CONFIRMATION_WINDOW_SECONDS [3600],"
 	@echo "  DATABASE_URL, AMQP_URL, LISTEN_HOST [127.0.0.1]; <PROGRAM>_METRICS_PORT [9180-9183], OBSERVE [0],"
 	@echo "  PROMETHEUS_PORT [9090], OTEL_EXPORTER_OTLP_ENDPOINT [none: no traces], LOG_FORMAT; see README.md."
+	@echo "  OIDC_ISSUER and OIDC_AUDIENCE: whose access tokens count; unset, make run/up start a development issuer"
+	@echo "  on 127.0.0.1:DEV_ISSUER_PORT [8079] for audience confbook: make token SUB=alice ROLE=organizer prints one."
 	@echo "  make bench BENCH_ARGS=\"--quick --strict ...\" passes options; python -m scripts.bench --help lists them."
 	@echo "  make soak SOAK_ARGS=\"--operations 1500 --seed 7 ...\" likewise; python -m scripts.soak --help lists them."
 
@@ -74,6 +77,10 @@ down: ## Stop everything `make up` started, and nothing else
 .PHONY: status
 status: ## Show what `make up` started and whether it is still running
 	@$(VENV_PY) -m scripts.stack status
+
+.PHONY: token
+token: ## An access token from `make up`'s development issuer for each SUB=alice[,bob] (ROLE=organizer|admin, TTL=s)
+	@$(VENV_PY) -m scripts.token "$(SUB)" $(if $(ROLE),--role "$(ROLE)") $(if $(TTL),--ttl "$(TTL)")
 
 # --- checking ----------------------------------------------------------------
 

@@ -75,22 +75,37 @@ def wait_until_ready(
 
     `processes` are the started processes, or a function naming the programs that failed and why.
     """
+    wait_until_answers(f"{gateway_url}/readyz", processes, log_dir, timeout)
+
+
+def wait_until_answers(
+    url: str,
+    processes: Mapping[str, subprocess.Popen[bytes]] | Callable[[], dict[str, str]],
+    log_dir: Path,
+    timeout: float = READY_TIMEOUT,
+) -> None:
+    """Until GET `url` answers 200 (the gateway's /readyz, the dev issuer's discovery); as wait_until_ready."""
     failures = processes if callable(processes) else exited_processes(processes)
     deadline = time.monotonic() + timeout
-    while (problem := readiness_problem(gateway_url)) is not None:
+    while (problem := answer_problem(url)) is not None:
         if failed := failures():
             names = ", ".join(f"{name} ({reason})" for name, reason in failed.items())
             raise StackError(f"failed while starting: {names}\n" + log_sections(failed, log_dir))
         if time.monotonic() > deadline:
             tails = log_sections(processes if not callable(processes) else MODULES, log_dir)
-            raise StackError(f"GET /readyz did not answer 200 within {timeout:.0f} s ({problem})\n{tails}")
+            raise StackError(f"GET {url} did not answer 200 within {timeout:.0f} s ({problem})\n{tails}")
         time.sleep(0.2)
 
 
 def readiness_problem(gateway_url: str) -> str | None:
     """None when GET /readyz answers 200, else what it said."""
+    return answer_problem(f"{gateway_url}/readyz")
+
+
+def answer_problem(url: str) -> str | None:
+    """None when GET `url` answers 200, else what it said."""
     try:
-        with urllib.request.urlopen(f"{gateway_url}/readyz", timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=2) as response:
             return None if response.status == 200 else f"HTTP {response.status}"
     except urllib.error.HTTPError as error:
         return f"HTTP {error.code} {error.read(300).decode(errors='replace')}".strip()

@@ -1,4 +1,5 @@
-"""A private, throw-away copy of the whole stack: fresh database, empty queues, processes on free ports.
+"""A private, throw-away copy of the whole stack: fresh database, empty queues, processes on free ports,
+and the development token issuer (scripts.dev_issuer) whose access tokens the processes accept.
 
 The end-to-end tests and the benchmark run against it; `make run`/`make up` are scripts/stack.py.
 """
@@ -19,11 +20,13 @@ from sqlalchemy.engine import make_url
 
 from confbook_common import metrics_dir
 from confbook_common.messaging.topology import DEAD_LETTER_QUEUE
-from confbook_common.settings import Env
-from scripts import infra
-from scripts.launching import MODULES, launch, wait_until_ready
+from confbook_common.settings import SERVICES, Env
+from scripts import dev_issuer, infra
+from scripts.launching import MODULES, launch, wait_until_answers, wait_until_ready
 from scripts.migrate import migrate_all, migrate_broker
 from services.waitlist.adapters import topology as waitlist_topology
+
+ISSUER = "issuer"  # the dev issuer's name among a stack's ports and processes
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,11 @@ _SETTINGS = (
 
 
 def _is_setting(name: str) -> bool:
-    return name.endswith(_SETTINGS) or name in ("CONFIRMATION_WINDOW_SECONDS", metrics_dir.VARIABLE)
+    return (
+        name.endswith(_SETTINGS)
+        or name.startswith(("OIDC_", "DEV_ISSUER_"))
+        or name in ("CONFIRMATION_WINDOW_SECONDS", metrics_dir.VARIABLE)
+    )
 
 
 def environment(
@@ -100,7 +107,10 @@ def environment(
 ) -> dict[str, str]:
     """The settings of a stack on `ports` (by program name) using `infrastructure`, over this process's
     environment without its own confbook settings (a BOOKING_DATABASE_URL, say), which must not leak in.
-    Every process of one stack must get the same `promotion_token` (by default, a new secret)."""
+    Every process of one stack must get the same `promotion_token` (by default, a new secret).
+
+    No OIDC_ISSUER: a supervised stack (scripts.stack) given these runs its dev issuer on ports["issuer"]
+    and names it itself; Stack.env() names its own."""
     inherited = {key: value for key, value in os.environ.items() if not _is_setting(key)}
     return {
         **inherited,
@@ -110,6 +120,7 @@ def environment(
         **{f"{name.upper()}_METRICS_PORT": str(ports[metrics_port_name(name)]) for name in MODULES},
         "CONFIRMATION_WINDOW_SECONDS": str(window_seconds),
         "PROMOTION_TOKEN": promotion_token or secrets.token_hex(16),
+        "DEV_ISSUER_PORT": str(ports[ISSUER]),
     }
 
 
@@ -119,8 +130,9 @@ def metrics_port_name(program: str) -> str:
 
 
 def free_ports() -> dict[str, int]:
-    """A free port for each program (the gateway and each service), and for each one's metrics, all distinct."""
-    names = [*MODULES, *(metrics_port_name(name) for name in MODULES)]
+    """A free port for each program (the gateway, each service and the issuer), and for each one's metrics,
+    all distinct."""
+    names = [*MODULES, *(metrics_port_name(name) for name in MODULES), ISSUER]
     return dict(zip(names, infra.free_ports(len(names)), strict=True))
 
 
@@ -131,13 +143,16 @@ def replicas_from_env() -> int:
 
 @dataclass
 class Stack:
-    """The three services and the gateway as processes, each startable and killable on its own.
+    """The three services, the gateway and the dev issuer as processes, each startable and killable on its own.
 
     With `replicas` above 1, each service runs that many times on its one port, as
     replicas on one host would (the kernel spreads connections among them); each
     replica runs its own WORKERS processes. The gateway runs once, with its workers.
     `processes` names a service's first replica after the service, the others
     `<service>-2`, `<service>-3`...
+
+    Every process accepts the access tokens of the dev issuer (`issuer_url`) for `audience`;
+    `token()` gets one, and a test may sign its own with the keys in `issuer_keys_path`.
     """
 
     infrastructure: Infrastructure
@@ -149,6 +164,20 @@ class Stack:
     promotion_token: str = field(default_factory=lambda: secrets.token_hex(16))
     # More settings for every process (short bounds in the tests, say).
     settings: Mapping[str, str] = field(default_factory=dict)
+    audience: str = dev_issuer.DEFAULT_AUDIENCE
+
+    @property
+    def issuer_url(self) -> str:
+        return dev_issuer.issuer_url(self.ports[ISSUER])
+
+    @property
+    def issuer_keys_path(self) -> Path:
+        """The dev issuer's keys file (scripts/dev_issuer.py says its shape), beside the logs."""
+        return self.log_dir.parent / dev_issuer.KEYS_FILE_NAME
+
+    def token(self, subject: str, role: str = "attendee", ttl: int = 3600) -> str:
+        """An access token for `subject` with `role` (attendee, organizer, admin), valid `ttl` seconds."""
+        return dev_issuer.request_token(self.issuer_url, subject, role, ttl)
 
     @property
     def base_url(self) -> str:
@@ -163,17 +192,23 @@ class Stack:
     def env(self) -> Mapping[str, str]:
         return {
             **environment(self.infrastructure, self.ports, self.window_seconds, self.promotion_token),
+            "OIDC_ISSUER": self.issuer_url,
+            "OIDC_AUDIENCE": self.audience,
+            "DEV_ISSUER_KEYS": str(self.issuer_keys_path),
             **self.settings,
         }
 
     def instances(self, name: str) -> list[str]:
-        """The names in `processes` of one service's replicas (or of the gateway)."""
-        count = 1 if name == "gateway" else self.replicas
+        """The names in `processes` of one service's replicas (or of the gateway, or the issuer)."""
+        count = self.replicas if name in SERVICES else 1
         return [name, *(f"{name}-{index}" for index in range(2, count + 1))]
 
     def start(self, name: str | None = None) -> None:
-        """Start one service (every replica of it), or everything."""
-        for each in [name] if name else MODULES:
+        """Start one service (every replica of it), the gateway or the issuer, or everything."""
+        for each in [name] if name else [ISSUER, *MODULES]:
+            if each == ISSUER:
+                self.processes[ISSUER] = launch(ISSUER, self.env(), self.log_dir, argv=dev_issuer.command())
+                continue
             # One directory of samples for all the program's processes, replicas included: its endpoint adds them up.
             samples = self.log_dir.parent / "metrics" / each
             metrics_dir.reset(samples)
@@ -207,5 +242,6 @@ class Stack:
         self.processes.clear()
 
     def wait_ready(self) -> None:
-        """Until /readyz says every service, and the database and broker each uses, is up."""
+        """Until the issuer answers and /readyz says every service, and the database and broker each uses, is up."""
+        wait_until_answers(dev_issuer.discovery_url(self.issuer_url), self.processes, self.log_dir)
         wait_until_ready(self.base_url, self.processes, self.log_dir)

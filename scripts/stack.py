@@ -1,4 +1,5 @@
-"""The whole stack on one machine: PostgreSQL, RabbitMQ, migrations, the three services and the gateway.
+"""The whole stack on one machine: PostgreSQL, RabbitMQ, migrations, the three services and the gateway,
+and the development token issuer (scripts.dev_issuer) unless OIDC_ISSUER names a real one.
 
 Usage: python -m scripts.stack run|up|down|status   (settings come from the environment, see README.md)
 
@@ -10,7 +11,9 @@ Ctrl-C; `down` stops everything `up` started, and nothing else.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
+import json
 import logging
 import os
 import secrets
@@ -23,8 +26,16 @@ from types import FrameType
 
 from confbook_common.metrics import metrics_address
 from confbook_common.settings import SERVICES, ConfigError, Env
-from scripts import infra, observe
-from scripts.launching import MODULES, REPO_ROOT, StackError, readiness_problem, relative, wait_until_ready
+from scripts import dev_issuer, infra, observe
+from scripts.launching import (
+    MODULES,
+    REPO_ROOT,
+    StackError,
+    readiness_problem,
+    relative,
+    wait_until_answers,
+    wait_until_ready,
+)
 from scripts.migrate import migrate_all, migrate_broker
 from scripts.supervision import ProcessState, Program, Supervisor, SupervisorError
 
@@ -32,6 +43,9 @@ STATE_DIR = REPO_ROOT / ".run" / "stack"
 # Processes that failed to start (BACKOFF: died within seconds; FATAL: gave up retrying).
 _FAILED_STATES = frozenset({"BACKOFF", "FATAL"})
 _SECRET_LENGTH = 64
+# Where `up` writes whose tokens the stack accepts, for `make token` to find.
+ISSUER_RECORD = "issuer.json"
+ISSUER_PROGRAM = "issuer"
 
 
 class LocalStack:
@@ -41,6 +55,10 @@ class LocalStack:
     REPLICAS, how many copies of each service run (each with WORKERS processes), as replicas on
     one host would: they share the service's port. The first replica of a service is named after
     it, the others `<service>-2`, `<service>-3`...
+
+    Every program accepts the access tokens of OIDC_ISSUER for OIDC_AUDIENCE; when the environment
+    names no issuer, the stack runs the development one (program `issuer`, on DEV_ISSUER_PORT, its
+    keys in the state dir) and names it.
     """
 
     def __init__(self, state_dir: Path, environment: Mapping[str, str] | None = None) -> None:
@@ -50,6 +68,8 @@ class LocalStack:
         self.env = Env(self.environment)
         self.supervisor = Supervisor(state_dir, self.log_dir)
         self._infra_started: list[str] = []
+        # Decided by the environment given, before `up` adds the dev issuer's URL to it.
+        self.dev_issuer = not self.env.text("OIDC_ISSUER", "")
 
     @property
     def gateway_url(self) -> str:
@@ -57,6 +77,28 @@ class LocalStack:
         host = self.env.listen_host()
         host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         return f"http://{f'[{host}]' if ':' in host else host}:{self.env.port('GATEWAY_PORT', 8080)}"
+
+    @property
+    def issuer_url(self) -> str:
+        """Whose access tokens the programs accept: this stack's dev issuer, or OIDC_ISSUER."""
+        if self.dev_issuer:
+            return dev_issuer.issuer_url(self.env.port("DEV_ISSUER_PORT", dev_issuer.DEFAULT_PORT))
+        return self.env.text("OIDC_ISSUER", "")
+
+    @property
+    def audience(self) -> str:
+        return self.env.text("OIDC_AUDIENCE", dev_issuer.DEFAULT_AUDIENCE if self.dev_issuer else "")
+
+    @property
+    def issuer_keys_path(self) -> Path:
+        """The dev issuer's keys (private keys included: readable by their owner only)."""
+        return Path(self.env.text("DEV_ISSUER_KEYS", str(self.state_dir / dev_issuer.KEYS_FILE_NAME)))
+
+    def token(self, subject: str, role: str = "attendee", ttl: int = 3600) -> str:
+        """An access token for `subject` from this stack's dev issuer."""
+        if not self.dev_issuer:
+            raise StackError(f"the stack accepts the tokens of {self.issuer_url} (OIDC_ISSUER), not the dev issuer's")
+        return dev_issuer.request_token(self.issuer_url, subject, role, ttl)
 
     def programs(self) -> list[Program]:
         workers = self.env.workers()
@@ -69,6 +111,9 @@ class LocalStack:
         samples = self.state_dir / "metrics"
         services = [Program(name, MODULES[service], workers, samples / service) for service, name in replica_names]
         programs = [*services, Program("gateway", MODULES["gateway"], workers, samples / "gateway")]
+        if self.dev_issuer:
+            # One process: it holds the keys, and a second one would rotate them on its own.
+            programs.insert(0, Program(ISSUER_PROGRAM, "scripts.dev_issuer", 1, priority=100))
         if observe.wanted(self.env):
             command = tuple(observe.prometheus_command(self.env, self.state_dir))
             programs.append(Program("prometheus", "", 1, command=command))
@@ -80,15 +125,21 @@ class LocalStack:
         """Start what is missing and wait until /readyz answers 200; on any failure, stop what this call started."""
         if self.supervisor.running():
             raise StackError(f"already up (supervisord of {relative(self.state_dir)}); make down first")
+        issuer = self._issuer_settings()  # a half-named issuer is refused before anything starts
         self._check_ports_free()
         outcomes = infra.up(self.state_dir, self.env.admin_database_url(), self.env.amqp_url())
         self._infra_started = [kind for kind, outcome in outcomes.items() if outcome is infra.Outcome.STARTED]
         try:
-            self.environment = {**self._made_secrets(), **self.environment}
+            self.environment = {**self._made_secrets(), **self.environment, **issuer}
             self.env = Env(self.environment)
             migrate_all(self.env)
             migrate_broker(self.env)
+            IssuerRecord(self.issuer_url, self.audience, self.dev_issuer).save(self.state_dir)
             self.supervisor.start(self.programs(), self.environment)
+            if self.dev_issuer:
+                # The services fetch its keys on their first token; waiting here says at once if it failed.
+                url = dev_issuer.discovery_url(self.issuer_url)
+                wait_until_answers(url, self._failed_programs, self.log_dir)
             wait_until_ready(self.gateway_url, self._failed_programs, self.log_dir)
         except BaseException:  # a failure, a failed migration or Ctrl-C: leave nothing half-started behind
             self.stop_own()
@@ -135,6 +186,21 @@ class LocalStack:
 
     # --- internals -------------------------------------------------------------------------------------------
 
+    def _issuer_settings(self) -> dict[str, str]:
+        """What every program is told of the issuer: the environment's, or this stack's dev issuer."""
+        if not self.dev_issuer:
+            if not self.audience:
+                raise ConfigError(
+                    "OIDC_ISSUER is set, so OIDC_AUDIENCE must be too: the audience (`aud`) that the "
+                    "issuer's access tokens for this API name"
+                )
+            return {"OIDC_ISSUER": self.issuer_url, "OIDC_AUDIENCE": self.audience}
+        return {
+            "OIDC_ISSUER": self.issuer_url,
+            "OIDC_AUDIENCE": self.audience,
+            "DEV_ISSUER_KEYS": str(self.issuer_keys_path),
+        }
+
     def _made_secrets(self) -> dict[str, str]:
         """The secrets a local stack makes for itself unless given: the promotion token, and each
         service's broker password (a default that anyone can guess would undo the broker's trust)."""
@@ -169,6 +235,8 @@ class LocalStack:
         ports = {"gateway": self.env.port("GATEWAY_PORT", 8080)}
         ports |= {service: self.env.grpc_port(service) for service in SERVICES}
         ports |= {f"{name} metrics": metrics_address(name, self.env)[1] for name in MODULES}
+        if self.dev_issuer:
+            ports["issuer"] = self.env.port("DEV_ISSUER_PORT", dev_issuer.DEFAULT_PORT)
         if observe.wanted(self.env):
             ports["prometheus"] = observe.prometheus_port(self.env)
         taken = [f"{port} ({name})" for name, port in ports.items() if infra.port_open("127.0.0.1", port)]
@@ -176,6 +244,26 @@ class LocalStack:
             raise StackError(f"ports already in use: {', '.join(taken)}; stop whatever holds them or choose others")
         for port in ports.values():
             infra.wait_until_bindable("127.0.0.1", port)
+
+
+@dataclasses.dataclass(frozen=True)
+class IssuerRecord:
+    """Whose tokens a started stack accepts, kept in its state dir: `make token` runs in another environment."""
+
+    url: str
+    audience: str
+    dev_issuer: bool  # the stack's own development issuer, rather than OIDC_ISSUER's
+
+    def save(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        (state_dir / ISSUER_RECORD).write_text(json.dumps(dataclasses.asdict(self)) + "\n")
+
+    @classmethod
+    def load(cls, state_dir: Path) -> IssuerRecord | None:
+        try:
+            return cls(**json.loads((state_dir / ISSUER_RECORD).read_text()))
+        except (OSError, ValueError, TypeError):  # none, or not one this code wrote
+            return None
 
 
 def _service_of(program: str) -> str:
@@ -205,6 +293,10 @@ def _print_summary(stack: LocalStack, how_to_stop: str) -> None:
         print(f"  metrics   {name:<10} http://{host}:{port}/metrics")
     if observe.wanted(stack.env):
         print(f"  prometheus           http://127.0.0.1:{observe.prometheus_port(stack.env)}/")
+    if stack.dev_issuer:
+        print(f"  issuer    {stack.issuer_url}  (development only; `make token SUB=alice ROLE=organizer`)")
+    else:
+        print(f"  issuer    {stack.issuer_url}  (OIDC_ISSUER, audience {stack.audience})")
     print(f"  logs      {relative(stack.log_dir)}/")
     print(f"supervisord restarts any process that dies; `make status` shows them. {how_to_stop}")
 

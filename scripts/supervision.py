@@ -53,6 +53,8 @@ class Program:
     metrics_dir: Path | None = None
     # Another program than `python -m module` (Prometheus under OBSERVE=1).
     command: tuple[str, ...] = ()
+    # supervisord starts lower numbers first (its default is 999): the dev issuer before those it issues for.
+    priority: int = 999
 
     def process_names(self) -> list[str]:
         return [self.process_name(index) for index in range(self.workers)]
@@ -200,6 +202,7 @@ class Supervisor:
                 f"command = {' '.join(program.command) or f'{sys.executable} -m {program.module}'}",
                 f"process_name = {program.name}-w%(process_num)d",
                 f"numprocs = {program.workers}",
+                f"priority = {program.priority}",
                 f"environment = {environment}",
                 "autorestart = true",
                 f"startsecs = {_START_SECONDS}",

@@ -32,6 +32,10 @@ class SoakStack(Protocol):
         """A login that can read the service's schema."""
         ...
 
+    def token(self, subject: str, role: str = "attendee", ttl: int = 3600) -> str:
+        """An access token for `subject` with `role` (attendee, organizer, admin) from the stack's dev issuer."""
+        ...
+
     def kill(self, name: str) -> None:
         """SIGKILL every process of one of PROGRAMS; returns once they are dead. It is started again without
         the caller's help."""

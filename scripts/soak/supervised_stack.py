@@ -1,5 +1,6 @@
 """The soak's stack: the supervised stack of `make up` (scripts.stack.LocalStack), with two replicas
-of each service, on private PostgreSQL and RabbitMQ that the soak may stop and pause.
+of each service and its development token issuer, on private PostgreSQL and RabbitMQ that the soak
+may stop and pause.
 
 A killed program is restarted by supervisord, as under `make up`: the soak only kills, and
 the restarts it then sees are the product's own.
@@ -11,6 +12,7 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from scripts import infra, sandbox
 from scripts.sandbox import Infrastructure
@@ -41,6 +43,21 @@ class SupervisedStack:
 
     def database_url(self, service: str) -> str:
         return self.infrastructure.service_database_url(service)
+
+    @property
+    def issuer_url(self) -> str:
+        return self.stack.issuer_url
+
+    @property
+    def audience(self) -> str:
+        return self.stack.audience
+
+    @property
+    def issuer_keys_path(self) -> Path:
+        return self.stack.issuer_keys_path
+
+    def token(self, subject: str, role: str = "attendee", ttl: int = 3600) -> str:
+        return self.stack.token(subject, role, ttl)
 
     def kill(self, name: str) -> None:
         killed = self.stack.kill(name, signal.SIGKILL)
@@ -81,6 +98,7 @@ def open_stack(options: Options) -> Iterator[SupervisedStack]:
     )
     try:
         _require_own_servers(infrastructure)
+        # With a port for the dev issuer, which the LocalStack runs under supervisord as `make up` does.
         environment = sandbox.environment(infrastructure, sandbox.free_ports(), options.window_seconds)
         environment |= {"WORKERS": str(WORKERS_PER_REPLICA), "REPLICAS": str(REPLICAS)}
         stack = LocalStack(options.state_dir / "stack", environment)

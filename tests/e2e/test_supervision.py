@@ -33,7 +33,7 @@ def supervised(infrastructure: Infrastructure, tmp_path: Path) -> Iterator[Local
 
 def test_killed_workers_of_a_service_and_of_the_gateway_come_back_by_themselves(supervised):
     before = {process.name: process.pid for process in supervised.supervisor.processes()}
-    assert len(before) == 7  # two replicas of three services, one gateway: one worker each
+    assert len(before) == 8  # two replicas of three services, one gateway, the dev issuer: one worker each
 
     killed = supervised.kill("booking") + supervised.kill("gateway")
     assert len(killed) == 3
