@@ -48,7 +48,9 @@ async def verified_caller(request: Request, response: Response) -> tuple[Caller,
         raise unauthenticated(error.message) from None
     request.state.caller = caller
     if request.method not in ("GET", "HEAD", "OPTIONS"):
-        response.headers.update(await limits.check_write(caller.subject))
+        # On the answer, and on a refusal the service gives (gateway.errors adds them there).
+        request.state.rate_limit_headers = await limits.check_write(caller.subject)
+        response.headers.update(request.state.rate_limit_headers)
     return caller, token
 
 

@@ -119,15 +119,21 @@ def allowed_methods(app: FastAPI, scope: dict[str, Any]) -> list[str]:
     return sorted(methods)
 
 
+def _rate_limit(request: Request) -> dict[str, str]:
+    """The RateLimit headers of a write (gateway.auth), which a refusal carries as an answer does."""
+    headers: dict[str, str] = getattr(request.state, "rate_limit_headers", {})
+    return headers
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def api_error(_: Request, error: ApiError) -> JSONResponse:
-        return error_response(error.status, error.code, error.message, error.headers)
+    async def api_error(request: Request, error: ApiError) -> JSONResponse:
+        return error_response(error.status, error.code, error.message, {**_rate_limit(request), **error.headers})
 
     @app.exception_handler(grpc.aio.AioRpcError)
-    async def rpc_error(_: Request, error: grpc.aio.AioRpcError) -> JSONResponse:
+    async def rpc_error(request: Request, error: grpc.aio.AioRpcError) -> JSONResponse:
         api = from_rpc_error(error)
-        response = error_response(api.status, api.code, api.message, api.headers)
+        response = error_response(api.status, api.code, api.message, {**_rate_limit(request), **api.headers})
         if (REPLAYED_METADATA, "true") in tuple(error.trailing_metadata() or ()):
             response.headers[REPLAYED_HEADER] = "true"  # the first answer to this Idempotency-Key, again
         return response

@@ -31,7 +31,17 @@ E2E_BOUNDS = {
     "WEBHOOK_RETRY_FIRST_SECONDS": "1",
     "WEBHOOK_RETRY_MAX_SECONDS": "2",
     "WEBHOOK_TIMEOUT_SECONDS": "3",
+    # The suite writes as fast as it can from one address; the bounds themselves are tested on their own.
+    "GATEWAY_RATE_LIMIT_WRITES": "100000/second",
+    "GATEWAY_RATE_LIMIT_FAILED_AUTHENTICATIONS": "100000/second",
+    # A rotated key is fetched within a second of the first token that names it.
+    "OIDC_JWKS_REFRESH_COOLDOWN_SECONDS": "1",
 }
+# Long enough for the whole session.
+SESSION_TOKEN_SECONDS = 6 * 3600
+# Who creates the suite's conferences (so owns them) and who does the rest, unless a test says otherwise.
+ORGANIZER = "organizer-e2e"
+ADMIN = "admin-e2e"
 
 
 @pytest.fixture(scope="session")
@@ -66,10 +76,25 @@ def wire_time(moment: datetime) -> str:
 
 
 class Api:
-    """The gateway as a client sees it, with shortcuts that create unique conferences and users."""
+    """The gateway as a client sees it, with shortcuts that create unique conferences and users.
 
-    def __init__(self, client: httpx.Client) -> None:
+    `http` sends an admin's token; conferences are created by an organizer, and each user by a
+    subject of its own, whose token books for it (`as_user`).
+    """
+
+    def __init__(self, client: httpx.Client, stack: Stack) -> None:
         self.http = client
+        self.stack = stack
+
+    def token(self, subject: str, role: str = "attendee") -> str:
+        return _token(self.stack, subject, role)
+
+    def as_user(self, user_id: str) -> dict[str, str]:
+        """The headers of requests made by the user's own subject."""
+        return bearer(self.token(subject_of(user_id)))
+
+    def as_organizer(self) -> dict[str, str]:
+        return bearer(self.token(ORGANIZER, "organizer"))
 
     def create_conference(
         self,
@@ -90,18 +115,21 @@ class Api:
             "topics": ["Python"],
             **overrides,
         }
-        response = self.http.post("/conference", json=body)
+        response = self.http.post("/conference", json=body, headers=self.as_organizer())
         assert response.status_code == 201, response.text
         return dict(response.json())
 
-    def create_user(self) -> str:
+    def create_user(self, topics: list[str] | None = None) -> str:
         user_id = f"user{uuid.uuid4().hex[:12]}"
-        response = self.http.post("/user", json={"user_id": user_id, "topics": ["AI"]})
+        body = {"user_id": user_id, "topics": ["AI"] if topics is None else topics}
+        response = self.http.post("/user", json=body, headers=self.as_user(user_id))
         assert response.status_code == 201, response.text
         return user_id
 
     def book(self, conference: dict[str, Any], user_id: str) -> dict[str, Any]:
-        response = self.http.post("/book", json={"name": conference["name"], "user_id": user_id})
+        response = self.http.post(
+            "/book", json={"name": conference["name"], "user_id": user_id}, headers=self.as_user(user_id)
+        )
         assert response.status_code == 201, response.text
         return dict(response.json())
 
@@ -125,16 +153,45 @@ class Api:
         return dict(response.json())
 
 
+def subject_of(user_id: str) -> str:
+    """The subject the suite creates a user as."""
+    return f"sub-{user_id}"
+
+
+_tokens: dict[tuple[str, str], str] = {}
+
+
+def _token(stack: Stack, subject: str, role: str) -> str:
+    """One token per subject and role for the session, from the stack's issuer."""
+    if (subject, role) not in _tokens:
+        _tokens[subject, role] = stack.token(subject, role, ttl=SESSION_TOKEN_SECONDS)
+    return _tokens[subject, role]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 @pytest.fixture(scope="session")
 def http(stack: Stack) -> Iterator[httpx.Client]:
+    """A client with an admin's token: it may read and change anything (tests of who may do what use others)."""
+    limits = httpx.Limits(keepalive_expiry=CLIENT_KEEP_ALIVE_SECONDS)
+    headers = bearer(_token(stack, ADMIN, "admin"))
+    with httpx.Client(base_url=stack.base_url, timeout=10, limits=limits, headers=headers) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def anonymous(stack: Stack) -> Iterator[httpx.Client]:
+    """A client without a token."""
     limits = httpx.Limits(keepalive_expiry=CLIENT_KEEP_ALIVE_SECONDS)
     with httpx.Client(base_url=stack.base_url, timeout=10, limits=limits) as client:
         yield client
 
 
 @pytest.fixture
-def api(http: httpx.Client) -> Api:
-    return Api(http)
+def api(http: httpx.Client, stack: Stack) -> Api:
+    return Api(http, stack)
 
 
 def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:

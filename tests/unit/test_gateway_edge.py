@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from starlette.routing import Route
 
 from gateway.app import create_app
+from confbook_common.settings import Env
 from gateway.config import GatewayConfig
 
 pytestmark = pytest.mark.unit
@@ -20,7 +21,7 @@ METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 
 @pytest.fixture(scope="module")
 def app() -> FastAPI:
-    app = create_app(GatewayConfig.from_env())
+    app = create_app(GatewayConfig.from_env(Env({"OIDC_ISSUER": "https://issuer.test", "OIDC_AUDIENCE": "confbook"})))
 
     @app.get("/boom")
     async def boom() -> None:
