@@ -10,8 +10,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.routing import Route
 
-from gateway.app import create_app
 from confbook_common.settings import Env
+from gateway.app import create_app
 from gateway.config import GatewayConfig
 
 pytestmark = pytest.mark.unit
