@@ -27,10 +27,11 @@ def booking_json(booking: booking_pb2.Booking) -> dict[str, Any]:
 
 
 def event_json(event: booking_pb2.BookingEvent) -> dict[str, Any]:
-    """The event body of CONTRACT.md: id, type, occurred_at, data.booking, data.reason."""
+    """The event body of CONTRACT.md: id, type, occurred_at, data.booking, data.reason, and data.by:
+    who caused the change (attendee, organizer or admin: the caller's strongest role; or system)."""
     return {
         "id": event.event_id,
         "type": event.type,
         "occurred_at": format_utc(event.occurred_at),
-        "data": {"booking": booking_json(event.booking), "reason": event.reason},
+        "data": {"booking": booking_json(event.booking), "reason": event.reason, "by": event.actor_role},
     }

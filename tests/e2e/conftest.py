@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
+import grpc
 import httpx
 import pytest
 
+from confbook_common.rpc.caller_auth import with_token
 from gateway.http_server import CLIENT_KEEP_ALIVE_SECONDS
 from scripts.sandbox import Infrastructure, Stack
 from tests.conftest import E2E_WINDOW_SECONDS, STATE_DIR
@@ -75,6 +77,15 @@ def wire_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
+class TokenSource(Protocol):
+    """A stack whose issuer gives tokens (scripts.sandbox.Stack, scripts.stack.LocalStack)."""
+
+    @property
+    def issuer_url(self) -> str: ...
+
+    def token(self, subject: str, role: str = "attendee", ttl: int = 3600) -> str: ...
+
+
 class Api:
     """The gateway as a client sees it, with shortcuts that create unique conferences and users.
 
@@ -82,7 +93,7 @@ class Api:
     subject of its own, whose token books for it (`as_user`).
     """
 
-    def __init__(self, client: httpx.Client, stack: Stack) -> None:
+    def __init__(self, client: httpx.Client, stack: TokenSource) -> None:
         self.http = client
         self.stack = stack
 
@@ -153,19 +164,29 @@ class Api:
         return dict(response.json())
 
 
+def grpc_channel(stack: Stack, service: str, token: str | None = None) -> grpc.Channel:
+    """A channel to one service whose every call carries a token (the suite's admin's by default)."""
+    return with_token(grpc.insecure_channel(stack.grpc_target(service)), token or admin_token(stack))
+
+
 def subject_of(user_id: str) -> str:
     """The subject the suite creates a user as."""
     return f"sub-{user_id}"
 
 
-_tokens: dict[tuple[str, str], str] = {}
+_tokens: dict[tuple[str, str, str], str] = {}
 
 
-def _token(stack: Stack, subject: str, role: str) -> str:
-    """One token per subject and role for the session, from the stack's issuer."""
-    if (subject, role) not in _tokens:
-        _tokens[subject, role] = stack.token(subject, role, ttl=SESSION_TOKEN_SECONDS)
-    return _tokens[subject, role]
+def _token(stack: TokenSource, subject: str, role: str) -> str:
+    """One token per issuer, subject and role for the session."""
+    key = (stack.issuer_url, subject, role)
+    if key not in _tokens:
+        _tokens[key] = stack.token(subject, role, ttl=SESSION_TOKEN_SECONDS)
+    return _tokens[key]
+
+
+def admin_token(stack: TokenSource) -> str:
+    return _token(stack, ADMIN, "admin")
 
 
 def bearer(token: str) -> dict[str, str]:

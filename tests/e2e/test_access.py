@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 import httpx
+import jwt
 import pytest
 from google.protobuf.descriptor import MethodDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -444,11 +445,7 @@ def test_a_rotated_issuer_key_is_fetched_and_its_tokens_count(api: Api, stack: S
     rotated = httpx.post(f"{stack.issuer_url}/rotate", timeout=5)
     assert rotated.status_code == 200, rotated.text
     fresh = stack.token("after-rotation", "organizer", ttl=300)
-    assert (
-        json.loads(__import__("base64").urlsafe_b64decode(fresh.split(".")[0] + "=="))["kid"] == rotated.json()["kid"]
-    )
+    assert jwt.get_unverified_header(fresh)["kid"] == rotated.json()["kid"]
     # Through the gateway and the booking service, each of which meets the new kid for the first time.
-    answered = eventually(
-        lambda: (r := api.http.get("/webhooks", headers=bearer(fresh))).status_code == 200 and r, timeout=5
-    )
-    assert answered.json() == {"webhooks": []}
+    eventually(lambda: api.http.get("/webhooks", headers=bearer(fresh)).status_code == 200, timeout=5)
+    assert api.http.get("/webhooks", headers=bearer(fresh)).json() == {"webhooks": []}

@@ -12,7 +12,7 @@ import pytest
 
 from confbook.booking.v1 import booking_pb2, booking_pb2_grpc
 from confbook_common.rpc.errors import error_reason
-from tests.e2e.conftest import assert_error
+from tests.e2e.conftest import ORGANIZER, assert_error, grpc_channel
 from tests.waiting import eventually
 
 
@@ -129,7 +129,7 @@ def test_a_bad_capacity_is_a_400(api, http, body):
 def test_grpc_callers_change_the_capacity_too(stack, api):
     conference = api.create_conference(slots=2)
     api.book(conference, api.create_user())
-    with grpc.insecure_channel(stack.grpc_target("booking")) as channel:
+    with grpc_channel(stack, "booking", api.token(ORGANIZER, "organizer")) as channel:
         stub = booking_pb2_grpc.BookingServiceStub(channel)
         seats = stub.ChangeCapacity(booking_pb2.ChangeCapacityRequest(conference_name=conference["name"], slots=7))
         with pytest.raises(grpc.RpcError) as below:

@@ -15,6 +15,7 @@ from confbook.booking.v1 import booking_pb2, booking_pb2_grpc, promotion_pb2, pr
 from confbook.conference.v1 import conference_pb2, conference_pb2_grpc
 from confbook_common.rpc.caller_auth import with_token
 from confbook_common.rpc.errors import error_reason
+from tests.e2e.conftest import ADMIN, subject_of
 
 SERVICES = {
     "conference": ["confbook.conference.v1.ConferenceService"],
@@ -23,9 +24,12 @@ SERVICES = {
 }
 
 
+def grpcurl_binary() -> str:
+    return shutil.which("grpcurl") or str(Path(sys.executable).parent / "grpcurl")
+
+
 def grpcurl(*args: str) -> str:
-    binary = shutil.which("grpcurl") or str(Path(sys.executable).parent / "grpcurl")
-    return subprocess.run([binary, "-plaintext", *args], capture_output=True, text=True, check=True).stdout
+    return subprocess.run([grpcurl_binary(), "-plaintext", *args], capture_output=True, text=True, check=True).stdout
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -46,12 +50,18 @@ def test_grpcurl_describes_the_methods(stack):
         assert f"rpc {method}" in described
 
 
-def test_grpcurl_can_book(stack, api):
+def test_grpcurl_can_book_with_the_users_token(stack, api):
     conference = api.create_conference()
     user = api.create_user()
     request = json.dumps({"conference_name": conference["name"], "user_id": user})
-    answer = json.loads(grpcurl("-d", request, stack.grpc_target("booking"), "confbook.booking.v1.BookingService/Book"))
+    target, method = stack.grpc_target("booking"), "confbook.booking.v1.BookingService/Book"
+    authorization = f"authorization: Bearer {api.token(subject_of(user))}"
+    answer = json.loads(grpcurl("-H", authorization, "-d", request, target, method))
     assert answer["booking"]["status"] == "BOOKING_STATUS_CONFIRMED"
+    without = subprocess.run(
+        [grpcurl_binary(), "-plaintext", "-d", request, target, method], capture_output=True, text=True
+    )
+    assert without.returncode != 0 and "Unauthenticated" in without.stderr
 
 
 def call_failure(call):
@@ -60,22 +70,27 @@ def call_failure(call):
     return failure.value.code(), error_reason(failure.value)
 
 
-def test_grpc_callers_get_the_same_validation_as_http_callers(stack):
+def test_grpc_callers_get_the_same_validation_as_http_callers(stack, api):
+    admin = (("authorization", f"Bearer {api.token(ADMIN, 'admin')}"),)
     with grpc.insecure_channel(stack.grpc_target("conference")) as channel:
         conferences = conference_pb2_grpc.ConferenceServiceStub(channel)
         refused = call_failure(
-            lambda: conferences.CreateConference(conference_pb2.CreateConferenceRequest(name="No!", slots=1))
+            lambda: conferences.CreateConference(
+                conference_pb2.CreateConferenceRequest(name="No!", slots=1), metadata=admin
+            )
         )
         assert refused == (grpc.StatusCode.INVALID_ARGUMENT, "VALIDATION_ERROR")
     with grpc.insecure_channel(stack.grpc_target("booking")) as channel:
         bookings = booking_pb2_grpc.BookingServiceStub(channel)
-        assert call_failure(lambda: bookings.CreateUser(booking_pb2.CreateUserRequest(user_id="a b"))) == (
+        assert call_failure(
+            lambda: bookings.CreateUser(booking_pb2.CreateUserRequest(user_id="a b"), metadata=admin)
+        ) == (
             grpc.StatusCode.INVALID_ARGUMENT,
             "VALIDATION_ERROR",
         )
-        assert call_failure(lambda: bookings.GetBooking(booking_pb2.GetBookingRequest(booking_id=-1)))[0] == (
-            grpc.StatusCode.INVALID_ARGUMENT
-        )
+        assert call_failure(lambda: bookings.GetBooking(booking_pb2.GetBookingRequest(booking_id=-1), metadata=admin))[
+            0
+        ] == (grpc.StatusCode.INVALID_ARGUMENT)
     with with_token(grpc.insecure_channel(stack.grpc_target("booking")), stack.promotion_token) as channel:
         promotions = promotion_pb2_grpc.PromotionServiceStub(channel)
         assert call_failure(lambda: promotions.ExpireOffer(promotion_pb2.ExpireOfferRequest(booking_id=0)))[0] == (

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from scripts.sandbox import Stack
 from tests import hostile
 from tests.e2e.conftest import Api, assert_error
 
@@ -86,9 +87,9 @@ def test_a_hostile_user_field_is_a_400_and_nothing_is_created(http, field, data)
 
 
 @pytest.fixture(scope="module")
-def booked(http: httpx.Client) -> dict[str, Any]:
+def booked(http: httpx.Client, stack: Stack) -> dict[str, Any]:
     """A conference with one seat, held by one user's booking: what hostile requests must not change."""
-    api = Api(http)
+    api = Api(http, stack)
     conference = api.create_conference(slots=1)
     user_id = api.create_user()
     booking = api.book(conference, user_id)
@@ -107,9 +108,9 @@ def test_a_hostile_booking_request_is_a_400_and_books_nothing(http, booked, fiel
     path=st.sampled_from(["/confirm", "/cancel"]),
     value=hostile.beyond_int64 | hostile.not_an_int | st.integers(max_value=0),
 )
-def test_a_hostile_booking_id_is_a_400_and_changes_nothing(http, booked, path, value):
+def test_a_hostile_booking_id_is_a_400_and_changes_nothing(http, api, booked, path, value):
     assert_refused(send_json(http, path, {"booking_id": value}), 400)
-    assert Api(http).booking(booked["booking"]["booking_id"]) == booked["booking"]
+    assert api.booking(booked["booking"]["booking_id"]) == booked["booking"]
 
 
 WEBHOOK_FIELDS = {
@@ -214,7 +215,7 @@ def test_a_hostile_recommendation_limit_is_a_400_or_a_list(http, booked, limit):
     key=hostile.bad_idempotency_keys,
     path=st.sampled_from(["/conference", "/user", "/book", "/confirm", "/cancel"]),
 )
-def test_a_hostile_idempotency_key_is_a_400_and_changes_nothing(http, booked, key, path):
+def test_a_hostile_idempotency_key_is_a_400_and_changes_nothing(http, api, booked, key, path):
     bodies = {
         "/conference": a_conference_body(f"Keyed {uuid.uuid4().hex[:12]}"),
         "/user": {"user_id": f"keyed{uuid.uuid4().hex[:12]}", "topics": []},
@@ -224,7 +225,7 @@ def test_a_hostile_idempotency_key_is_a_400_and_changes_nothing(http, booked, ke
     }
     response = http.post(path, json=bodies[path], headers={"Idempotency-Key": key.encode("latin-1")})
     assert_refused(response, 400)
-    assert Api(http).booking(booked["booking"]["booking_id"]) == booked["booking"]
+    assert api.booking(booked["booking"]["booking_id"]) == booked["booking"]
 
 
 @given(

@@ -173,18 +173,21 @@ def test_conferences_are_listed_by_start_a_page_at_a_time(api, http):
 # --- POST /user, GET /user ---------------------------------------------------------
 
 
-def test_a_user_is_created_and_read_back(http):
+def test_a_user_is_created_and_read_back(http, api):
     user_id = f"john{time.time_ns()}"
-    response = http.post("/user", json={"user_id": user_id, "topics": ["AI", "Data Science"]})
+    response = http.post(
+        "/user", json={"user_id": user_id, "topics": ["AI", "Data Science"]}, headers=api.as_user(user_id)
+    )
     assert response.status_code == 201, response.text
     assert response.json() == {"user_id": user_id, "topics": ["AI", "Data Science"]}
     assert http.get(f"/user/{user_id}").json() == {"user_id": user_id, "topics": ["AI", "Data Science"]}
 
 
-def test_user_ids_are_unique(http):
+def test_user_ids_are_unique(http, api):
     user_id = f"jane{time.time_ns()}"
-    assert http.post("/user", json={"user_id": user_id, "topics": []}).status_code == 201
-    assert_error(http.post("/user", json={"user_id": user_id, "topics": []}), 409, "USER_EXISTS")
+    body = {"user_id": user_id, "topics": []}
+    assert http.post("/user", json=body, headers=api.as_user(user_id)).status_code == 201
+    assert_error(http.post("/user", json=body, headers=api.as_user(f"other{user_id}")), 409, "USER_EXISTS")
 
 
 @pytest.mark.parametrize(
@@ -207,10 +210,10 @@ def test_a_user_breaking_a_rule_is_refused_with_400(http, body):
     assert_error(http.post("/user", json=body), 400, "VALIDATION_ERROR")
 
 
-def test_fifty_topics_and_sixty_four_characters_are_allowed(http):
+def test_fifty_topics_and_sixty_four_characters_are_allowed(http, api):
     user_id = ("u" * 44 + str(time.time_ns()))[:64]
     body = {"user_id": user_id, "topics": [f"Topic {i}" for i in range(50)]}
-    assert http.post("/user", json=body).status_code == 201
+    assert http.post("/user", json=body, headers=api.as_user(user_id)).status_code == 201
 
 
 def test_an_unknown_user_is_a_404(http):

@@ -13,8 +13,9 @@ import pytest
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from confbook.booking.v1 import booking_pb2, booking_pb2_grpc
+from confbook_common.rpc.caller_auth import with_token
 from scripts.webhook_receiver import WebhookReceiver
-from tests.e2e.conftest import E2E_MAX_STREAMS, assert_error
+from tests.e2e.conftest import E2E_MAX_STREAMS, admin_token, assert_error, grpc_channel
 
 
 def full_conference(api, *, waiting):
@@ -187,7 +188,7 @@ def test_a_webhook_for_an_unknown_conference_or_with_a_malformed_id_is_refused(a
 
 
 def watch_grpc(stack, booking_id, after=""):
-    channel = grpc.insecure_channel(stack.grpc_target("booking"))
+    channel = with_token(grpc.insecure_channel(stack.grpc_target("booking")), admin_token(stack))
     stub = booking_pb2_grpc.BookingServiceStub(channel)
     return channel, stub.WatchBooking(booking_pb2.WatchBookingRequest(booking_id=booking_id, after_event_id=after))
 
@@ -271,7 +272,7 @@ def test_watches_end_when_their_clients_go_away(api, stack):
     that many watches one after the other succeed only if the first ones ended when canceled."""
     booking_id = api.book(api.create_conference(), api.create_user())["booking_id"]
     count = E2E_MAX_STREAMS * 3 // 4
-    with grpc.insecure_channel(stack.grpc_target("booking")) as channel:
+    with grpc_channel(stack, "booking") as channel:
         stub = booking_pb2_grpc.BookingServiceStub(channel)
         for _ in range(2):
             calls = [stub.WatchBooking(booking_pb2.WatchBookingRequest(booking_id=booking_id)) for _ in range(count)]

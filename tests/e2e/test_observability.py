@@ -16,7 +16,7 @@ from prometheus_client.samples import Sample
 from confbook.booking.v1 import booking_pb2, booking_pb2_grpc
 from confbook.waitlist.v1 import waitlist_pb2, waitlist_pb2_grpc
 from scripts.sandbox import Stack
-from tests.e2e.conftest import Api
+from tests.e2e.conftest import Api, grpc_channel
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.waiting import eventually
 
@@ -58,9 +58,9 @@ def test_after_a_short_load_every_metrics_endpoint_shows_its_families_with_value
     # Nobody confirms: after the 3-second window the offer expires and the next in line is offered the seat.
     eventually(lambda: api.status(third) == "CONFIRMATION_PENDING", timeout=15)
     api.http.get("/booking/not-a-number")  # a 400 among the counts
-    with grpc.insecure_channel(stack.grpc_target("waitlist")) as channel:
+    with grpc_channel(stack, "waitlist") as channel:
         waitlist_pb2_grpc.WaitlistServiceStub(channel).ListOffers(waitlist_pb2.ListOffersRequest(conference_id=1))
-    with grpc.insecure_channel(stack.grpc_target("booking")) as channel, pytest.raises(grpc.RpcError):
+    with grpc_channel(stack, "booking") as channel, pytest.raises(grpc.RpcError):
         booking_pb2_grpc.BookingServiceStub(channel).GetBooking(booking_pb2.GetBookingRequest(booking_id=0))
 
     gateway = scrape(stack, "gateway")

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from confbook.booking.v1 import booking_pb2, booking_pb2_grpc
-from tests.e2e.conftest import assert_error
+from tests.e2e.conftest import assert_error, grpc_channel, subject_of
 
 START = datetime.now(UTC).replace(microsecond=0) + timedelta(days=40)
 
@@ -20,18 +20,15 @@ def unique_topic() -> str:
     return f"Topic {uuid.uuid4().hex[:10]}"
 
 
-def new_user(http, topics):
-    user_id = f"rec{uuid.uuid4().hex[:12]}"
-    response = http.post("/user", json={"user_id": user_id, "topics": topics})
-    assert response.status_code == 201, response.text
-    return user_id
+def new_user(api, topics):
+    return api.create_user(topics)
 
 
 @pytest.fixture
 def world(api, http):
     """A user interested in A, B and C, and conferences around those interests."""
     a, b, c, other = unique_topic(), unique_topic(), unique_topic(), unique_topic()
-    user = new_user(http, [a.lower(), b, c])
+    user = new_user(api, [a.lower(), b, c])
     make = api.create_conference
     conferences = {
         "two matches": make(start=START + timedelta(days=9), topics=[a, b, "Extra"], slots=5),
@@ -74,8 +71,8 @@ def test_the_limit_cuts_the_list(http, world):
     assert names == [conferences["two matches"]["name"]]
 
 
-def test_a_user_without_matches_gets_an_empty_list(http):
-    user = new_user(http, [unique_topic()])
+def test_a_user_without_matches_gets_an_empty_list(http, api):
+    user = new_user(api, [unique_topic()])
     assert http.get(f"/user/{user}/recommendations").json() == {"user_id": user, "conferences": []}
 
 
@@ -84,14 +81,14 @@ def test_an_unknown_user_is_a_404(http):
 
 
 @pytest.mark.parametrize("limit", ["0", "101", "-1", "ten", "1.5", ""])
-def test_a_bad_limit_is_a_400(http, limit):
-    user = new_user(http, [unique_topic()])
+def test_a_bad_limit_is_a_400(http, api, limit):
+    user = new_user(api, [unique_topic()])
     assert_error(http.get(f"/user/{user}/recommendations?limit={limit}"), 400)
 
 
-def test_grpc_callers_get_the_same_recommendations(stack, http, world):
+def test_grpc_callers_get_the_same_recommendations(stack, http, api, world):
     user, conferences, _ = world
-    with grpc.insecure_channel(stack.grpc_target("booking")) as channel:
+    with grpc_channel(stack, "booking", api.token(subject_of(user))) as channel:
         reply = booking_pb2_grpc.BookingServiceStub(channel).RecommendConferences(
             booking_pb2.RecommendConferencesRequest(user_id=user, limit=2), timeout=10
         )

@@ -47,7 +47,7 @@ def test_killed_workers_of_a_service_and_of_the_gateway_come_back_by_themselves(
     restarts = {p.name: p.restarts for p in supervised.supervisor.processes()}
     assert restarts == {name: 1 if name.startswith(("booking", "gateway")) else 0 for name in before}
     with httpx.Client(base_url=supervised.gateway_url, timeout=10) as client:
-        api = Api(client)
+        api = Api(client, supervised)
         assert api.book(api.create_conference(slots=1), api.create_user())["status"] == "CONFIRMED"
     assert any("restarted 1 time" in line for line in supervised.status())
 

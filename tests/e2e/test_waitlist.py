@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 import grpc
 
 from confbook.waitlist.v1 import waitlist_pb2, waitlist_pb2_grpc
+from confbook_common.rpc.caller_auth import with_token
 from tests.conftest import E2E_WINDOW_SECONDS
-from tests.e2e.conftest import assert_error
+from tests.e2e.conftest import admin_token, assert_error
 from tests.waiting import eventually
 
 WINDOW = timedelta(seconds=E2E_WINDOW_SECONDS)
@@ -51,7 +52,7 @@ def test_a_freed_seat_is_offered_to_the_head_of_the_line(api):
 
 def watched_offers(stack, conference_id):
     """The waitlist service's view: {booking_id: state} of the offers it knows for a conference."""
-    with grpc.insecure_channel(stack.grpc_target("waitlist")) as channel:
+    with with_token(grpc.insecure_channel(stack.grpc_target("waitlist")), admin_token(stack)) as channel:
         reply = waitlist_pb2_grpc.WaitlistServiceStub(channel).ListOffers(
             waitlist_pb2.ListOffersRequest(conference_id=conference_id, include_closed=True)
         )

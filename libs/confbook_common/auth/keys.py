@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import jwt
@@ -26,6 +26,10 @@ _ASYMMETRIC_KEY_TYPES = ("RSA", "EC", "OKP")
 class SigningKey:
     public_key: Any
     declared_algorithm: str | None  # the JWK's `alg`, when it names one
+
+
+class KeySource(Protocol):
+    def key(self, kid: str) -> SigningKey | None: ...
 
 
 class IssuerKeys:

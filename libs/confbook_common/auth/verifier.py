@@ -11,7 +11,7 @@ from typing import Any
 import jwt
 
 from confbook_common.auth.caller import Caller, Role
-from confbook_common.auth.keys import IssuerKeys
+from confbook_common.auth.keys import IssuerKeys, KeySource
 from confbook_common.auth.rules import TokenRules
 from confbook_common.errors import Unauthenticated
 
@@ -25,7 +25,7 @@ _REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat"]
 class TokenVerifier:
     """Verifies access tokens of one issuer for one audience; safe to share between threads."""
 
-    def __init__(self, rules: TokenRules, keys: IssuerKeys | None = None, *, clock: Any = time.time) -> None:
+    def __init__(self, rules: TokenRules, keys: KeySource | None = None, *, clock: Any = time.time) -> None:
         self.rules = rules
         self._keys = keys or IssuerKeys(rules)
         self._clock = clock

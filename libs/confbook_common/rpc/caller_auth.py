@@ -27,14 +27,19 @@ def require_token(context: grpc.ServicerContext, token: str) -> None:
 
 
 def with_token(channel: grpc.Channel, token: str) -> grpc.Channel:
-    """A channel whose every call carries `token`."""
+    """A channel whose every call (unary, or answered by a stream) carries `token` as a bearer token."""
     return grpc.intercept_channel(channel, _BearerToken(token))
 
 
-class _BearerToken(grpc.UnaryUnaryClientInterceptor):
+class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
     def __init__(self, token: str) -> None:
         self._metadata = (METADATA_KEY, f"Bearer {token}")
 
+    def _with_token(self, details: Any) -> Any:
+        return details._replace(metadata=[*(details.metadata or ()), self._metadata])
+
     def intercept_unary_unary(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
-        metadata = [*(details.metadata or ()), self._metadata]
-        return continuation(details._replace(metadata=metadata), request)
+        return continuation(self._with_token(details), request)
+
+    def intercept_unary_stream(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        return continuation(self._with_token(details), request)
