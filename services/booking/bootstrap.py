@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from confbook.booking.v1 import booking_pb2, booking_pb2_grpc, promotion_pb2, promotion_pb2_grpc
+from confbook_common.auth import TokenVerifier
+from confbook_common.auth.bearer import Callers
 from confbook_common.db import create_engine
 from confbook_common.idempotency import ExpiredKeyPurger
 from confbook_common.messaging.relay import OutboxRelay
@@ -32,6 +34,7 @@ def build(config: BookingConfig) -> ServiceRuntime:
     bookings = BookingServicer(
         unit_of_work,
         directory,
+        Callers(TokenVerifier(config.token_rules)),
         notices=ChangeNotices(engine),
         # A watch ends itself (OK, resumable) before the limiter would end it as DEADLINE_EXCEEDED.
         watch_seconds=min(config.watch_seconds, max(StreamBounds.from_env().max_seconds - 1, 1)),

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Self
 
+from confbook_common.auth import TokenRules
 from confbook_common.settings import Env
 from services.booking.domain.webhooks import RetryPolicy
 
@@ -27,6 +28,8 @@ class BookingConfig:
     conference_target: str
     confirmation_window: timedelta
     promotion_token: str
+    # Whose access tokens count (OIDC_ISSUER, OIDC_AUDIENCE...): every call but the public ones needs one.
+    token_rules: TokenRules
     # A WatchBooking stream ends by itself (OK) after this long; the client watches again from its last event.
     watch_seconds: int = 300
     # Refuse webhook URLs whose host resolves to a private, loopback or other internal address
@@ -46,6 +49,7 @@ class BookingConfig:
             conference_target=env.grpc_target("conference"),
             confirmation_window=timedelta(seconds=env.confirmation_window_seconds()),
             promotion_token=env.promotion_token(),
+            token_rules=TokenRules.from_env(env),
             watch_seconds=env.integer("WATCH_MAX_SECONDS", cls.watch_seconds, minimum=1, maximum=24 * 3600),
             refuse_internal_webhook_addresses=env.flag("WEBHOOK_REFUSE_PRIVATE_ADDRESSES", False),
             webhook_retry=RetryPolicy(

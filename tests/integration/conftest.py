@@ -17,6 +17,7 @@ from services.booking.domain.model import Conference
 from services.booking.domain.recommendations import Listing
 from services.booking.service_layer import handlers
 from services.booking.service_layer.unit_of_work import BookingUnitOfWork
+from tests.integration.callers import ORGANIZER, attendee
 
 # Conference ids far above what the conference service hands out in the same database.
 _conference_ids = itertools.count(10**12 + uuid.uuid4().int % 10**9)
@@ -30,7 +31,13 @@ class FakeDirectory:
         self._topics: dict[int, tuple[str, ...]] = {}
 
     def add(
-        self, *, start: datetime, hours: float = 2, slots: int = 1, topics: tuple[str, ...] = ("Python",)
+        self,
+        *,
+        start: datetime,
+        hours: float = 2,
+        slots: int = 1,
+        topics: tuple[str, ...] = ("Python",),
+        owner: str | None = ORGANIZER.subject,
     ) -> Conference:
         conference = Conference(
             conference_id=next(_conference_ids),
@@ -38,6 +45,7 @@ class FakeDirectory:
             start=start,
             end=start + timedelta(hours=hours),
             slots=slots,
+            owner_subject=owner,
         )
         self._conferences[conference.conference_id] = conference
         self._topics[conference.conference_id] = topics
@@ -88,9 +96,11 @@ def directory() -> FakeDirectory:
 
 @pytest.fixture
 def new_user(uow: Callable[[], BookingUnitOfWork]) -> Callable[[], str]:
+    """A new user, belonging to the subject of its own id: attendee(user_id) is its caller."""
+
     def create() -> str:
         user_id = f"u{uuid.uuid4().hex[:12]}"
-        handlers.create_user(uow(), user_id, ["AI"])
+        handlers.create_user(uow(), user_id, ["AI"], attendee(user_id))
         return user_id
 
     return create

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from confbook_common.errors import DomainError
 from services.booking.domain.model import Status
 from services.booking.service_layer import handlers
+from tests.integration.callers import ADMIN, attendee, own_booking
 
 WINDOW = timedelta(minutes=30)
 
@@ -47,7 +48,9 @@ def test_many_bookers_racing_for_few_seats_never_oversell(uow, directory, new_us
 
     views = race(
         [
-            lambda user=user: handlers.book(uow(), directory, user_id=user, conference_name=conference.name, now=now)
+            lambda user=user: handlers.book(
+                uow(), directory, user_id=user, conference_name=conference.name, now=now, caller=attendee(user)
+            )
             for user in users
         ]
     )
@@ -67,7 +70,9 @@ def test_one_user_racing_into_overlapping_conferences_gets_one_confirmation(uow,
 
     results = race(
         [
-            lambda c=c: handlers.book(uow(), directory, user_id=user, conference_name=c.name, now=now)
+            lambda c=c: handlers.book(
+                uow(), directory, user_id=user, conference_name=c.name, now=now, caller=attendee(user)
+            )
             for c in conferences
         ]
     )
@@ -80,26 +85,25 @@ def test_one_user_racing_into_overlapping_conferences_gets_one_confirmation(uow,
 def test_cancels_confirms_and_offers_racing_keep_the_seat_count_true(uow, directory, new_user, tomorrow):
     conference = directory.add(start=tomorrow, slots=3)
     now = tomorrow - timedelta(days=1)
-    holders = [
-        handlers.book(uow(), directory, user_id=new_user(), conference_name=conference.name, now=now) for _ in range(3)
-    ]
-    line = [
-        handlers.book(uow(), directory, user_id=new_user(), conference_name=conference.name, now=now) for _ in range(6)
-    ]
+    holders = [own_booking(uow, directory, new_user(), conference, now) for _ in range(3)]
+    line = [own_booking(uow, directory, new_user(), conference, now) for _ in range(6)]
 
     race(
-        [lambda h=h: handlers.cancel(uow(), h.booking.booking_id, now) for h in holders]
+        [lambda h=h: handlers.cancel(uow(), h.booking.booking_id, now, attendee(h.booking.user_id)) for h in holders]
         + [lambda: handlers.offer_free_seats(uow(), conference.conference_id, now, WINDOW) for _ in range(6)]
     )
     handlers.offer_free_seats(uow(), conference.conference_id, now, WINDOW)
     pending = [
         v
-        for v in (handlers.get_booking(uow(), b.booking.booking_id) for b in line)
+        for v in (handlers.get_booking(uow(), b.booking.booking_id, ADMIN) for b in line)
         if v.booking.status is Status.CONFIRMATION_PENDING
     ]
     race(
-        [lambda v=v: handlers.confirm(uow(), v.booking.booking_id, now) for v in pending]
-        + [lambda v=v: handlers.cancel(uow(), v.booking.booking_id, now) for v in pending[:1]]
+        [lambda v=v: handlers.confirm(uow(), v.booking.booking_id, now, attendee(v.booking.user_id)) for v in pending]
+        + [
+            lambda v=v: handlers.cancel(uow(), v.booking.booking_id, now, attendee(v.booking.user_id))
+            for v in pending[:1]
+        ]
         + [lambda: handlers.offer_free_seats(uow(), conference.conference_id, now, WINDOW) for _ in range(3)]
     )
 
@@ -112,7 +116,9 @@ def test_cancels_confirms_and_offers_racing_keep_the_seat_count_true(uow, direct
 def test_the_same_cancel_sent_three_times_at_once_succeeds_once(uow, directory, new_user, tomorrow):
     conference = directory.add(start=tomorrow, slots=1)
     now = tomorrow - timedelta(days=1)
-    booked = handlers.book(uow(), directory, user_id=new_user(), conference_name=conference.name, now=now)
-    results = race([lambda: handlers.cancel(uow(), booked.booking.booking_id, now)] * 3)
+    booked = own_booking(uow, directory, new_user(), conference, now)
+    results = race(
+        [lambda: handlers.cancel(uow(), booked.booking.booking_id, now, attendee(booked.booking.user_id))] * 3
+    )
     assert sum(not isinstance(r, DomainError) for r in results) == 1
     assert ledger_matches_bookings(uow, conference.conference_id)

@@ -1,5 +1,5 @@
 """Migrations on a booking schema that already holds data: 0002 numbers the lines (positions kept),
-0006 makes the deliveries the old webhook dispatcher still owed."""
+0006 makes the deliveries the old webhook dispatcher still owed, 0008 gives the data its owners."""
 
 from __future__ import annotations
 
@@ -44,6 +44,11 @@ def database_at(infrastructure: Infrastructure, revision: str) -> Iterator[tuple
 @pytest.fixture
 def database_at_0001(infrastructure: Infrastructure) -> Iterator[tuple[Engine, str]]:
     yield from database_at(infrastructure, "0001")
+
+
+@pytest.fixture
+def database_at_0007(infrastructure: Infrastructure) -> Iterator[tuple[Engine, str]]:
+    yield from database_at(infrastructure, "0007")
 
 
 @pytest.fixture
@@ -120,7 +125,9 @@ def test_lines_keep_their_order_and_positions_through_the_upgrade(database_at_00
     # And the line goes on from there: the next booking joins at the end.
     with engine.begin() as db:
         db.execute(text("INSERT INTO booking.users (user_id, topics) VALUES ('late', '{}')"))
-        placed = db.execute(text("SELECT * FROM booking.book('late', 'zürich days', NULL, '2029-01-01', false)")).one()
+        placed = db.execute(
+            text("SELECT * FROM booking.book('late', 'zürich days', NULL, '2029-01-01', false, NULL, NULL, 'admin')")
+        ).one()
     assert (placed.outcome, placed.status, placed.waitlist_position) == ("BOOKED", "WAITLISTED", waiting[1] + 1)
 
 
@@ -150,7 +157,7 @@ def test_events_the_old_dispatcher_had_not_reached_get_their_deliveries_once(dat
         # The first event was dispatched already, and its delivery sent and gone.
         db.execute(text("UPDATE booking.booking_events SET dispatched = true WHERE sequence = 1"))
 
-    upgrade(SERVICES_DIR / "booking" / "migrations", url, schema="booking")
+    upgrade(SERVICES_DIR / "booking" / "migrations", url, schema="booking", revision="0006")
 
     def owed() -> list[tuple[str, int]]:
         with engine.begin() as db:
@@ -168,3 +175,62 @@ def test_events_the_old_dispatcher_had_not_reached_get_their_deliveries_once(dat
     with engine.begin() as db:
         db.execute(text("SELECT booking.book('u4', 'watched', NULL, '2029-01-01', false)"))
     assert owed() == [(str(everything), 2), (str(everything), 4)]
+
+
+def test_what_was_made_before_owners_is_an_admins_alone_and_the_history_says_who(database_at_0007):
+    engine, url = database_at_0007
+    with engine.begin() as db:
+        db.execute(text("INSERT INTO booking.users (user_id, topics) VALUES ('old', '{}'), ('older', '{}')"))
+        db.execute(
+            text(
+                "INSERT INTO booking.conference_seats (conference_id, name, name_key, start_at, end_at, slots) VALUES"
+                " (1, 'Before', 'before', '2030-01-01', '2030-01-02', 5)"
+            )
+        )
+        db.execute(
+            text("INSERT INTO booking.webhooks (url, conference_id, secret) VALUES ('http://a.example/', 1, 's')")
+        )
+        db.execute(text("SELECT booking.book('old', 'before', NULL, '2029-01-01', false)"))
+        db.execute(text("SELECT booking.book('older', 'before', NULL, '2029-01-01', false)"))
+        db.execute(text("SELECT set_config('booking.change_reason', 'conference_started', true)"))
+        db.execute(text("UPDATE booking.bookings SET status = 'CANCELED' WHERE user_id = 'older'"))
+
+    upgrade(SERVICES_DIR / "booking" / "migrations", url, schema="booking")
+
+    with engine.begin() as db:
+        history = db.execute(
+            text("SELECT reason, actor_subject, actor_role FROM booking.booking_events ORDER BY sequence")
+        ).all()
+        # A person's own changes were an attendee's, the only caller there was; the rest the system's.
+        assert [tuple(row) for row in history] == [
+            ("user", None, "attendee"),
+            ("user", None, "attendee"),
+            ("conference_started", None, "system"),
+        ]
+        assert db.execute(text("SELECT subject FROM booking.users WHERE user_id = 'old'")).scalar() is None
+        assert db.execute(text("SELECT owner_subject FROM booking.conference_seats")).scalar() is None
+        db.execute(text("INSERT INTO booking.users (user_id, topics, subject) VALUES ('new', '{}', 'sub-1')"))
+
+    def book(user: str, for_subject: str | None, actor: str | None, role: str) -> str:
+        with engine.begin() as db:
+            return db.execute(
+                text(
+                    "SELECT outcome FROM booking.book(:user, 'before', NULL, '2029-01-01', false, :for, :actor, :role)"
+                ),
+                {"user": user, "for": for_subject, "actor": actor, "role": role},
+            ).scalar_one()
+
+    # A user made before belongs to no subject: only an admin books for it.
+    assert book("older", "sub-1", "sub-1", "attendee") == "NOT_YOURS"
+    assert book("older", None, "root", "admin") == "BOOKED"
+    assert book("new", "sub-1", "sub-1", "attendee") == "BOOKED"
+    with engine.begin() as db:
+        latest = db.execute(
+            text("SELECT actor_subject, actor_role FROM booking.booking_events ORDER BY sequence DESC LIMIT 2")
+        ).all()
+        assert [tuple(row) for row in latest] == [("sub-1", "attendee"), ("root", "admin")]
+        # A subscription made before has no owner: nobody can say what it may read, so it gets nothing
+        # more than the deliveries of the three changes before.
+        assert db.execute(text("SELECT count(*) FROM booking.webhook_deliveries")).scalar() == 3
+        with pytest.raises(sqlalchemy.exc.IntegrityError, match="users_by_subject"):
+            db.execute(text("INSERT INTO booking.users (user_id, topics, subject) VALUES ('again', '{}', 'sub-1')"))

@@ -22,6 +22,7 @@ from services.booking.domain.errors import (
 )
 from services.booking.domain.model import ExpiryOutcome, Status
 from services.booking.service_layer import handlers
+from tests.integration.callers import ADMIN, attendee
 
 WINDOW = timedelta(minutes=30)
 
@@ -39,7 +40,9 @@ def outbox_events(uow, message_type, conference_id):
 
 
 def book(uow, directory, user, conference, now):
-    return handlers.book(uow(), directory, user_id=user, conference_name=conference.name, now=now)
+    return handlers.book(
+        uow(), directory, user_id=user, conference_name=conference.name, now=now, caller=attendee(user)
+    )
 
 
 def seats_held(uow, conference):
@@ -58,8 +61,14 @@ def test_bookings_confirm_until_full_then_join_the_line_in_order(uow, directory,
 
 def test_booking_finds_the_conference_by_name_ignoring_case(uow, directory, new_user, tomorrow):
     conference = directory.add(start=tomorrow)
+    user = new_user()
     view = handlers.book(
-        uow(), directory, user_id=new_user(), conference_name=conference.name.upper(), now=tomorrow - timedelta(1)
+        uow(),
+        directory,
+        user_id=user,
+        conference_name=conference.name.upper(),
+        now=tomorrow - timedelta(1),
+        caller=attendee(user),
     )
     assert view.booking.conference.name == conference.name
 
@@ -67,7 +76,7 @@ def test_booking_finds_the_conference_by_name_ignoring_case(uow, directory, new_
 def test_an_unknown_user_cannot_book(uow, directory, tomorrow):
     conference = directory.add(start=tomorrow)
     with pytest.raises(UserNotFound):
-        handlers.book(uow(), directory, user_id="nobody", conference_name=conference.name, now=tomorrow)
+        handlers.book(uow(), directory, user_id="nobody", conference_name=conference.name, now=tomorrow, caller=ADMIN)
 
 
 def test_one_active_booking_per_user_and_conference(uow, directory, new_user, tomorrow):
@@ -76,7 +85,7 @@ def test_one_active_booking_per_user_and_conference(uow, directory, new_user, to
     first = book(uow, directory, user, conference, now)
     with pytest.raises(AlreadyBooked):
         book(uow, directory, user, conference, now)
-    handlers.cancel(uow(), first.booking.booking_id, now)
+    handlers.cancel(uow(), first.booking.booking_id, now, attendee(first.booking.user_id))
     assert book(uow, directory, user, conference, now).booking.status is Status.CONFIRMED
 
 
@@ -97,15 +106,15 @@ def test_nothing_is_booked_confirmed_or_canceled_once_the_conference_started(uow
     before = tomorrow - timedelta(hours=1)
     confirmed = book(uow, directory, holder, conference, before)
     book(uow, directory, waiting, conference, before)
-    handlers.cancel(uow(), confirmed.booking.booking_id, before)
+    handlers.cancel(uow(), confirmed.booking.booking_id, before, attendee(confirmed.booking.user_id))
     [offer] = handlers.offer_free_seats(uow(), conference.conference_id, before, WINDOW)
 
     with pytest.raises(ConferenceStarted):
         book(uow, directory, new_user(), conference, tomorrow)
     with pytest.raises(ConferenceStarted):
-        handlers.confirm(uow(), offer.booking_id, tomorrow)
+        handlers.confirm(uow(), offer.booking_id, tomorrow, attendee(offer.user_id))
     with pytest.raises(ConferenceStarted):
-        handlers.cancel(uow(), offer.booking_id, tomorrow)
+        handlers.cancel(uow(), offer.booking_id, tomorrow, attendee(offer.user_id))
 
 
 def test_canceling_a_held_seat_releases_it_for_the_line(uow, directory, new_user, tomorrow):
@@ -114,17 +123,17 @@ def test_canceling_a_held_seat_releases_it_for_the_line(uow, directory, new_user
     confirmed = book(uow, directory, new_user(), conference, now)
     waiting = book(uow, directory, new_user(), conference, now)
 
-    handlers.cancel(uow(), waiting.booking.booking_id, now)
+    handlers.cancel(uow(), waiting.booking.booking_id, now, attendee(waiting.booking.user_id))
     assert outbox_events(uow, events_pb2.SeatReleased, conference.conference_id) == []
 
-    canceled = handlers.cancel(uow(), confirmed.booking.booking_id, now)
+    canceled = handlers.cancel(uow(), confirmed.booking.booking_id, now, attendee(confirmed.booking.user_id))
     assert canceled.booking.status is Status.CANCELED
     [released] = outbox_events(uow, events_pb2.SeatReleased, conference.conference_id)
     assert released.booking_id == confirmed.booking.booking_id
     assert released.reason == events_pb2.SeatReleased.REASON_CANCELED
     assert seats_held(uow, conference) == 0
     with pytest.raises(BookingAlreadyCanceled):
-        handlers.cancel(uow(), confirmed.booking.booking_id, now)
+        handlers.cancel(uow(), confirmed.booking.booking_id, now, attendee(confirmed.booking.user_id))
 
 
 def test_free_seats_go_to_the_head_of_the_line_in_order(uow, directory, new_user, tomorrow):
@@ -133,13 +142,13 @@ def test_free_seats_go_to_the_head_of_the_line_in_order(uow, directory, new_user
     holders = [book(uow, directory, new_user(), conference, now) for _ in range(2)]
     line = [book(uow, directory, new_user(), conference, now) for _ in range(3)]
     for holder in holders:
-        handlers.cancel(uow(), holder.booking.booking_id, now)
+        handlers.cancel(uow(), holder.booking.booking_id, now, attendee(holder.booking.user_id))
 
     offers = handlers.offer_free_seats(uow(), conference.conference_id, now, WINDOW)
 
     assert [o.booking_id for o in offers] == [line[0].booking.booking_id, line[1].booking.booking_id]
     assert all(o.status is Status.CONFIRMATION_PENDING and o.offer_deadline == now + WINDOW for o in offers)
-    assert handlers.get_booking(uow(), line[2].booking.booking_id).waitlist_position == 1
+    assert handlers.get_booking(uow(), line[2].booking.booking_id, ADMIN).waitlist_position == 1
     made = outbox_events(uow, events_pb2.OfferMade, conference.conference_id)
     assert [event.booking_id for event in made] == [o.booking_id for o in offers]
     assert handlers.offer_free_seats(uow(), conference.conference_id, now, WINDOW) == [], "idempotent"
@@ -151,7 +160,7 @@ def test_an_offer_never_lasts_past_the_start(uow, directory, new_user, tomorrow)
     now = tomorrow - timedelta(minutes=5)
     holder = book(uow, directory, new_user(), conference, now)
     book(uow, directory, new_user(), conference, now)
-    handlers.cancel(uow(), holder.booking.booking_id, now)
+    handlers.cancel(uow(), holder.booking.booking_id, now, attendee(holder.booking.user_id))
     [offer] = handlers.offer_free_seats(uow(), conference.conference_id, now, WINDOW)
     assert offer.offer_deadline == tomorrow
 
@@ -162,15 +171,15 @@ def test_an_offer_is_confirmed_before_its_deadline_and_not_after(uow, directory,
     holders = [book(uow, directory, new_user(), conference, now) for _ in range(2)]
     line = [book(uow, directory, new_user(), conference, now) for _ in range(2)]
     for holder in holders:
-        handlers.cancel(uow(), holder.booking.booking_id, now)
+        handlers.cancel(uow(), holder.booking.booking_id, now, attendee(holder.booking.user_id))
     first, second = handlers.offer_free_seats(uow(), conference.conference_id, now, WINDOW)
 
-    confirmed = handlers.confirm(uow(), first.booking_id, now + WINDOW - timedelta(seconds=1))
+    confirmed = handlers.confirm(uow(), first.booking_id, now + WINDOW - timedelta(seconds=1), attendee(first.user_id))
     assert confirmed.booking.status is Status.CONFIRMED
     with pytest.raises(BookingNotPending):
-        handlers.confirm(uow(), first.booking_id, now)
+        handlers.confirm(uow(), first.booking_id, now, attendee(first.user_id))
     with pytest.raises(ConfirmationExpired):
-        handlers.confirm(uow(), second.booking_id, now + WINDOW)
+        handlers.confirm(uow(), second.booking_id, now + WINDOW, attendee(second.user_id))
     assert line[1].booking.booking_id == second.booking_id
     [ended] = outbox_events(uow, events_pb2.OfferEnded, conference.conference_id)
     assert (ended.booking_id, ended.outcome) == (first.booking_id, events_pb2.OfferEnded.OUTCOME_CONFIRMED)
@@ -181,7 +190,7 @@ def test_an_expired_offer_goes_to_the_end_of_the_line_and_frees_its_seat(uow, di
     now = tomorrow - timedelta(days=1)
     holder = book(uow, directory, new_user(), conference, now)
     first, second = (book(uow, directory, new_user(), conference, now) for _ in range(2))
-    handlers.cancel(uow(), holder.booking.booking_id, now)
+    handlers.cancel(uow(), holder.booking.booking_id, now, attendee(holder.booking.user_id))
     [offer] = handlers.offer_free_seats(uow(), conference.conference_id, now, WINDOW)
     assert offer.booking_id == first.booking.booking_id
 
@@ -189,8 +198,8 @@ def test_an_expired_offer_goes_to_the_end_of_the_line_and_frees_its_seat(uow, di
     assert handlers.expire_offer(uow(), offer.booking_id, now + WINDOW) is ExpiryOutcome.RETURNED_TO_LINE
     assert handlers.expire_offer(uow(), offer.booking_id, now + WINDOW) is ExpiryOutcome.NOT_PENDING
 
-    assert handlers.get_booking(uow(), first.booking.booking_id).waitlist_position == 2
-    assert handlers.get_booking(uow(), second.booking.booking_id).waitlist_position == 1
+    assert handlers.get_booking(uow(), first.booking.booking_id, ADMIN).waitlist_position == 2
+    assert handlers.get_booking(uow(), second.booking.booking_id, ADMIN).waitlist_position == 1
     reasons = [e.reason for e in outbox_events(uow, events_pb2.SeatReleased, conference.conference_id)]
     assert reasons == [events_pb2.SeatReleased.REASON_CANCELED, events_pb2.SeatReleased.REASON_OFFER_EXPIRED]
     [ended] = outbox_events(uow, events_pb2.OfferEnded, conference.conference_id)
@@ -210,12 +219,12 @@ def test_confirming_cancels_the_users_overlapping_waiting_and_pending_bookings(u
     on_offered = book(uow, directory, user, offered, now)
     on_elsewhere = book(uow, directory, user, elsewhere, now)
     for conference in (main, offered):
-        handlers.cancel(uow(), holders[conference.conference_id].booking.booking_id, now)
+        handlers.cancel(uow(), holders[conference.conference_id].booking.booking_id, now, ADMIN)
         handlers.offer_free_seats(uow(), conference.conference_id, now, WINDOW)
 
-    handlers.confirm(uow(), on_main.booking.booking_id, now)
+    handlers.confirm(uow(), on_main.booking.booking_id, now, attendee(on_main.booking.user_id))
 
-    status = {b.booking.booking_id: b.booking.status for b in handlers.list_user_bookings(uow(), user)}
+    status = {b.booking.booking_id: b.booking.status for b in handlers.list_user_bookings(uow(), user, attendee(user))}
     assert status[on_main.booking.booking_id] is Status.CONFIRMED
     assert status[on_waited.booking.booking_id] is Status.CANCELED
     assert status[on_offered.booking.booking_id] is Status.CANCELED
@@ -234,7 +243,7 @@ def test_booking_a_free_seat_also_cancels_overlapping_waiting_bookings(uow, dire
     book(uow, directory, new_user(), full, now)
     waiting = book(uow, directory, user, full, now)
     book(uow, directory, user, free, now)
-    assert handlers.get_booking(uow(), waiting.booking.booking_id).booking.status is Status.CANCELED
+    assert handlers.get_booking(uow(), waiting.booking.booking_id, ADMIN).booking.status is Status.CANCELED
 
 
 def test_at_the_start_the_line_and_pending_offers_are_canceled(uow, directory, new_user, tomorrow):
@@ -242,14 +251,14 @@ def test_at_the_start_the_line_and_pending_offers_are_canceled(uow, directory, n
     before = tomorrow - timedelta(hours=1)
     holder = book(uow, directory, new_user(), conference, before)
     line = [book(uow, directory, new_user(), conference, before) for _ in range(3)]
-    handlers.cancel(uow(), holder.booking.booking_id, before)
+    handlers.cancel(uow(), holder.booking.booking_id, before, attendee(holder.booking.user_id))
     handlers.offer_free_seats(uow(), conference.conference_id, before, WINDOW)
 
     with pytest.raises(ConferenceNotStarted):
         handlers.close_waitlist(uow(), conference.conference_id, before)
     assert handlers.close_waitlist(uow(), conference.conference_id, tomorrow) == 3
     assert handlers.close_waitlist(uow(), conference.conference_id, tomorrow) == 0
-    assert {handlers.get_booking(uow(), v.booking.booking_id).booking.status for v in line} == {Status.CANCELED}
+    assert {handlers.get_booking(uow(), v.booking.booking_id, ADMIN).booking.status for v in line} == {Status.CANCELED}
     assert seats_held(uow, conference) == 0
 
 
@@ -346,9 +355,11 @@ def test_transitions_are_counted_once_committed_and_never_for_a_refused_change(u
     }
     holder = book(uow, directory, new_user(), conference, now)
     book(uow, directory, new_user(), conference, now)
-    handlers.cancel(uow(), holder.booking.booking_id, now)
+    handlers.cancel(uow(), holder.booking.booking_id, now, attendee(holder.booking.user_id))
     with pytest.raises(BookingAlreadyCanceled):
-        handlers.cancel(uow(), holder.booking.booking_id, now)  # rolled back: nothing to count
+        handlers.cancel(
+            uow(), holder.booking.booking_id, now, attendee(holder.booking.user_id)
+        )  # rolled back: nothing to count
     handlers.offer_free_seats(uow(), conference.conference_id, now, timedelta(hours=1))
     after = {pair: _transitions(*pair) - count for pair, count in before.items()}
     assert after == {

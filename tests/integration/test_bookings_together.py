@@ -14,10 +14,11 @@ from confbook.booking.v1 import booking_pb2
 from confbook_common.errors import DomainError
 from confbook_common.validation import conference_name_key
 from services.booking.adapters.repository import BookOutcome
+from services.booking.domain.errors import NotYourUser
 from services.booking.domain.model import Status
 from services.booking.entrypoints.grpc_servicer import BOOKINGS_TOGETHER_AT_MOST, BookingServicer
 from services.booking.service_layer import handlers
-from tests.fakes import CallContext
+from tests.integration.callers import ADMIN, CALLERS, attendee, call_as, own_booking
 from tests.integration.test_booking_concurrency import ledger_matches_bookings
 from tests.waiting import eventually
 
@@ -38,7 +39,9 @@ def copied(uow, directory, tomorrow):
 
 
 def book_together(uow, users, conference, now):
-    return handlers.book_together(uow(), users, conference_key=conference_name_key(conference.name), now=now)
+    """Each booking of `users` by the user's own caller, or by the caller paired with it."""
+    requests = [user if isinstance(user, tuple) else (user, attendee(user)) for user in users]
+    return handlers.book_together(uow(), requests, conference_key=conference_name_key(conference.name), now=now)
 
 
 def bookings_of_conference(uow, conference):
@@ -81,28 +84,61 @@ def test_each_user_of_a_batch_gets_their_own_refusal_and_the_others_are_booked(
     conference = copied(slots=1)
     overlapping_full, overlapping_free = copied(slots=1), copied(slots=1)
     already, confirmed_elsewhere, waiting_elsewhere, fresh = (new_user() for _ in range(4))
-    handlers.book(uow(), directory, user_id=already, conference_name=conference.name, now=now)  # takes the seat
-    handlers.book(uow(), directory, user_id=confirmed_elsewhere, conference_name=overlapping_free.name, now=now)
-    handlers.book(uow(), directory, user_id=new_user(), conference_name=overlapping_full.name, now=now)
-    handlers.book(uow(), directory, user_id=waiting_elsewhere, conference_name=overlapping_full.name, now=now)
+    handlers.book(
+        uow(), directory, user_id=already, conference_name=conference.name, now=now, caller=attendee(already)
+    )  # takes the seat
+    handlers.book(
+        uow(),
+        directory,
+        user_id=confirmed_elsewhere,
+        conference_name=overlapping_free.name,
+        now=now,
+        caller=attendee(confirmed_elsewhere),
+    )
+    own_booking(uow, directory, new_user(), overlapping_full, now)
+    handlers.book(
+        uow(),
+        directory,
+        user_id=waiting_elsewhere,
+        conference_name=overlapping_full.name,
+        now=now,
+        caller=attendee(waiting_elsewhere),
+    )
 
-    users = ["nobody-here", already, confirmed_elsewhere, waiting_elsewhere, fresh, fresh]
+    users = [
+        ("nobody-here", ADMIN),
+        ("nobody-here", attendee("a-stranger")),
+        (fresh, attendee("a-stranger")),
+        already,
+        confirmed_elsewhere,
+        waiting_elsewhere,
+        fresh,
+        fresh,
+    ]
     attempts = book_together(uow, users, conference, now)
 
     assert [attempt.outcome for attempt in attempts] == [
-        BookOutcome.USER_NOT_FOUND,
+        BookOutcome.USER_NOT_FOUND,  # for an admin, who may book for any user
+        BookOutcome.NOT_YOURS,  # for anyone else, whether the user exists or not
+        BookOutcome.NOT_YOURS,
         BookOutcome.ALREADY_BOOKED,
         BookOutcome.OVERLAPPING_BOOKING,
         BookOutcome.HAS_NEIGHBOURS,  # left to its caller: a confirmation would cancel its other booking
         BookOutcome.BOOKED,
         BookOutcome.ALREADY_BOOKED,  # the same user twice in one batch: booked once
     ]
-    assert attempts[2].other_conference == overlapping_free.name
-    assert attempts[4].view.waitlist_position == 1
+    assert attempts[4].other_conference == overlapping_free.name
+    assert attempts[6].view.waitlist_position == 1
     assert bookings_of_conference(uow, conference) == 2
 
     view = handlers.finish_booking(
-        uow(), directory, attempts[3], user_id=waiting_elsewhere, conference_name=conference.name, now=now
+        uow(),
+        directory,
+        attempts[5],
+        user_id=waiting_elsewhere,
+        conference_name=conference.name,
+        now=now,
+        caller=attendee(waiting_elsewhere),
     )
     assert (view.booking.status, view.waitlist_position) == (Status.WAITLISTED, 2)
 
@@ -116,7 +152,9 @@ def test_a_conference_not_copied_yet_is_left_to_each_caller_to_copy_and_book(uow
     assert [attempt.outcome for attempt in attempts] == [BookOutcome.CONFERENCE_UNKNOWN] * 2
 
     views = [
-        handlers.finish_booking(uow(), directory, attempt, user_id=user, conference_name=conference.name, now=now)
+        handlers.finish_booking(
+            uow(), directory, attempt, user_id=user, conference_name=conference.name, now=now, caller=attendee(user)
+        )
         for user, attempt in zip(users, attempts, strict=True)
     ]
     assert [view.booking.status for view in views] == [Status.CONFIRMED, Status.WAITLISTED]
@@ -141,7 +179,9 @@ def test_an_error_in_one_booking_of_a_batch_undoes_them_all(uow, directory, copi
     assert bookings_of_conference(uow, conference) == 0
     with uow() as unit:
         assert unit.seats.get(conference.conference_id).held == 0
-    alone = handlers.book(uow(), directory, user_id=first, conference_name=conference.name, now=now)
+    alone = handlers.book(
+        uow(), directory, user_id=first, conference_name=conference.name, now=now, caller=attendee(first)
+    )
     assert alone.booking.status is Status.CONFIRMED
 
 
@@ -161,14 +201,16 @@ class HeldUser:
         self._connection.close()
 
 
-def book_in_threads(servicer, conference, users):
-    """Book each user in a thread of its own, as the server would; each user's reply or the error raised."""
+def book_in_threads(servicer, conference, users, callers=None):
+    """Book each user in a thread of its own, as the server would, by its own subject or the
+    (subject, role) `callers` names for it; each user's reply or the error raised."""
     replies: dict[str, object] = {}
+    contexts = {user: call_as(*(callers or {}).get(user, (user,))) for user in users}
 
     def book(user):
         try:
             request = booking_pb2.BookRequest(user_id=user, conference_name=conference.name)
-            replies[user] = servicer.Book(request, CallContext())
+            replies[user] = servicer.Book(request, contexts[user])
         except (DomainError, IntegrityError) as error:
             replies[user] = error
 
@@ -196,13 +238,13 @@ def record_batches(monkeypatch) -> list[int]:
     return sizes
 
 
-def run_behind_held_first(booking_engine, servicer, conference, users, batch_sizes):
+def run_behind_held_first(booking_engine, servicer, conference, users, batch_sizes, callers=None):
     """The first user's batch waits in the database while every other call comes; then it goes on."""
     held = HeldUser(booking_engine, users[0])
     try:
-        threads, replies = book_in_threads(servicer, conference, users[:1])
+        threads, replies = book_in_threads(servicer, conference, users[:1], callers)
         eventually(lambda: batch_sizes == [1])  # under way
-        more, replies_of_more = book_in_threads(servicer, conference, users[1:])
+        more, replies_of_more = book_in_threads(servicer, conference, users[1:], callers)
         threads += more
         eventually(lambda: servicer._bookings_together.callers() == len(users))
     finally:
@@ -218,7 +260,7 @@ def test_book_calls_that_come_while_a_batch_runs_are_booked_together_each_as_if_
     conference = copied(slots=5)
     users = [new_user() for _ in range(BOOKINGS_TOGETHER_AT_MOST + 8)]
     sizes = record_batches(monkeypatch)
-    servicer = BookingServicer(uow, directory)
+    servicer = BookingServicer(uow, directory, CALLERS)
     statements_before, bookings_before = made_together()
 
     replies = run_behind_held_first(booking_engine, servicer, conference, users, sizes)
@@ -243,7 +285,7 @@ def test_the_calls_of_a_failed_batch_are_each_booked_alone(
     issue_tickets_up_to(uow, conference, LAST_TICKET - 2)  # room for two more in line, not three
     users = [new_user() for _ in range(4)]
     sizes = record_batches(monkeypatch)
-    servicer = BookingServicer(uow, directory)
+    servicer = BookingServicer(uow, directory, CALLERS)
 
     replies = run_behind_held_first(booking_engine, servicer, conference, users, sizes)
 
@@ -255,3 +297,30 @@ def test_the_calls_of_a_failed_batch_are_each_booked_alone(
     [refused] = [reply for reply in rest if isinstance(reply, Exception)]
     assert "tickets_in_range" in str(refused)
     assert bookings_of_conference(uow, conference) == 3
+
+
+def test_each_call_of_a_batch_books_as_its_own_caller(uow, directory, booking_engine, copied, new_user, monkeypatch):
+    conference = copied(slots=5)
+    users = [new_user() for _ in range(6)]
+    # The fourth names a user whose subject is not its caller's; the fifth is an admin's, for any user.
+    callers = {users[3]: ("a-stranger",), users[4]: ("root", "admin")}
+    sizes = record_batches(monkeypatch)
+    servicer = BookingServicer(uow, directory, CALLERS)
+
+    replies = run_behind_held_first(booking_engine, servicer, conference, users, sizes, callers)
+
+    assert sizes == [1, 5]
+    assert isinstance(replies[users[3]], NotYourUser)
+    booked = [user for user in users if user != users[3]]
+    assert all(replies[user].booking.user_id == user for user in booked)
+    with uow() as unit:
+        actors = dict(
+            unit.connection.execute(
+                text(
+                    "SELECT b.user_id, e.actor_subject || ':' || e.actor_role FROM booking.booking_events e"
+                    " JOIN booking.bookings b USING (booking_id) WHERE b.conference_id = :id"
+                ),
+                {"id": conference.conference_id},
+            ).all()
+        )
+    assert actors == {user: (f"{user}:attendee" if user != users[4] else "root:admin") for user in booked}

@@ -10,16 +10,21 @@ from confbook.events.v1 import events_pb2
 from services.booking.domain.errors import ConferenceStarted, SlotsBelowHeld
 from services.booking.domain.model import Status
 from services.booking.service_layer import handlers
+from tests.integration.callers import ORGANIZER, attendee
 from tests.integration.test_booking_concurrency import ledger_matches_bookings, race
 from tests.integration.test_booking_service import outbox_events
 
 
 def book(uow, directory, user, conference, now):
-    return handlers.book(uow(), directory, user_id=user, conference_name=conference.name, now=now)
+    return handlers.book(
+        uow(), directory, user_id=user, conference_name=conference.name, now=now, caller=attendee(user)
+    )
 
 
 def change(uow, directory, conference, slots, now):
-    return handlers.change_capacity(uow(), directory, conference_name=conference.name, slots=slots, now=now)
+    return handlers.change_capacity(
+        uow(), directory, conference_name=conference.name, slots=slots, now=now, caller=ORGANIZER
+    )
 
 
 def test_lowering_below_the_seats_held_is_refused_and_changes_nothing(uow, directory, new_user, tomorrow):

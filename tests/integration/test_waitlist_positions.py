@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from services.booking.domain.model import Status
 from services.booking.service_layer import handlers
+from tests.integration.callers import ADMIN, attendee, own_booking
 from tests.integration.test_booking_concurrency import race
 
 WINDOW = timedelta(minutes=30)
@@ -57,17 +58,14 @@ def test_positions_follow_every_kind_of_move(uow, directory, new_user, tomorrow,
     rng = random.Random(seed)
     conference = directory.add(start=tomorrow, slots=3)
     now = tomorrow - timedelta(days=1)
-    bookings = [
-        handlers.book(uow(), directory, user_id=new_user(), conference_name=conference.name, now=now).booking
-        for _ in range(30)
-    ]
+    bookings = [own_booking(uow, directory, new_user(), conference, now).booking for _ in range(30)]
     ids = [booking.booking_id for booking in bookings]
     for _ in range(50):
         move = rng.choice(["cancel", "offer", "expire", "join"])
         views = current(uow, ids)
         if move == "cancel":
             active = [i for i, b in views.items() if b.status is not Status.CANCELED]
-            handlers.cancel(uow(), rng.choice(active), now)
+            handlers.cancel(uow(), rng.choice(active), now, ADMIN)
         elif move == "offer":
             handlers.offer_free_seats(uow(), conference.conference_id, now, WINDOW)
         elif move == "expire":
@@ -76,11 +74,7 @@ def test_positions_follow_every_kind_of_move(uow, directory, new_user, tomorrow,
                 handlers.expire_offer(uow(), rng.choice(pending), now + WINDOW)
         else:
             user = new_user()
-            ids.append(
-                handlers.book(
-                    uow(), directory, user_id=user, conference_name=conference.name, now=now
-                ).booking.booking_id
-            )
+            ids.append(own_booking(uow, directory, user, conference, now).booking.booking_id)
         expected = counted_positions(uow, conference.conference_id)
         assert shown_positions(uow, ids) == expected, f"after {move}"
         waiting, counted = ledger_line(uow, conference.conference_id)
@@ -93,16 +87,20 @@ def test_racing_joins_and_leaves_keep_the_count(uow, directory, new_user, tomorr
     first = [new_user() for _ in range(30)]
     booked = race(
         [
-            lambda user=user: handlers.book(uow(), directory, user_id=user, conference_name=conference.name, now=now)
+            lambda user=user: handlers.book(
+                uow(), directory, user_id=user, conference_name=conference.name, now=now, caller=attendee(user)
+            )
             for user in first
         ]
     )
     waiting = [view.booking.booking_id for view in booked if view.booking.status is Status.WAITLISTED]
     later = [new_user() for _ in range(20)]
     race(
-        [lambda i=i: handlers.cancel(uow(), i, now) for i in waiting[::2]]
+        [lambda i=i: handlers.cancel(uow(), i, now, ADMIN) for i in waiting[::2]]
         + [
-            lambda user=user: handlers.book(uow(), directory, user_id=user, conference_name=conference.name, now=now)
+            lambda user=user: handlers.book(
+                uow(), directory, user_id=user, conference_name=conference.name, now=now, caller=attendee(user)
+            )
             for user in later
         ]
     )
@@ -116,7 +114,7 @@ def test_closing_a_line_at_the_start_empties_its_tree(uow, directory, new_user, 
     conference = directory.add(start=tomorrow, slots=1)
     before = tomorrow - timedelta(days=1)
     for _ in range(6):
-        handlers.book(uow(), directory, user_id=new_user(), conference_name=conference.name, now=before)
+        own_booking(uow, directory, new_user(), conference, before)
 
     assert handlers.close_waitlist(uow(), conference.conference_id, tomorrow) == 5
 

@@ -19,8 +19,8 @@ from services.booking.adapters.webhook_store import Receiver
 from services.booking.domain.errors import WebhookNotFound
 from services.booking.domain.webhooks import RetryPolicy
 from services.booking.entrypoints.webhook_sender import WebhookSender
-from services.booking.service_layer import handlers
 from services.booking.service_layer import webhooks as webhook_handlers
+from tests.integration.callers import ORGANIZER, own_booking
 
 FAST_RETRY = RetryPolicy(timedelta(milliseconds=300), timedelta(seconds=1), timedelta(hours=1))
 
@@ -62,6 +62,7 @@ def subscribed(uow, directory, tomorrow):
             event_types=None,
             conference_name=conference.name,
             refuse_internal_addresses=False,
+            caller=ORGANIZER,  # its owner: sees every booking of it
         )
         made.append(webhook.webhook_id)
         return conference, webhook
@@ -69,13 +70,11 @@ def subscribed(uow, directory, tomorrow):
     yield subscribe
     for webhook_id in made:
         with contextlib.suppress(WebhookNotFound):  # deleted by the test itself
-            webhook_handlers.delete_webhook(uow(), webhook_id)
+            webhook_handlers.delete_webhook(uow(), webhook_id, ORGANIZER)
 
 
 def book(uow, directory, user, conference, tomorrow):
-    return handlers.book(
-        uow(), directory, user_id=user, conference_name=conference.name, now=tomorrow - timedelta(days=1)
-    ).booking.booking_id
+    return own_booking(uow, directory, user, conference, tomorrow - timedelta(days=1)).booking.booking_id
 
 
 def deliveries(uow, webhook_id):
@@ -159,10 +158,10 @@ def test_a_deleted_webhook_is_owed_nothing(uow, directory, new_user, tomorrow, r
     conference, webhook = subscribed(receiver.url)
     book(uow, directory, new_user(), conference, tomorrow)
     assert len(deliveries(uow, webhook.webhook_id)) == 1  # made with the booking, in its transaction
-    webhook_handlers.delete_webhook(uow(), webhook.webhook_id)
+    webhook_handlers.delete_webhook(uow(), webhook.webhook_id, ORGANIZER)
     assert deliveries(uow, webhook.webhook_id) == []
     with pytest.raises(WebhookNotFound):
-        webhook_handlers.delete_webhook(uow(), webhook.webhook_id)
+        webhook_handlers.delete_webhook(uow(), webhook.webhook_id, ORGANIZER)
 
 
 def test_a_webhook_deleted_while_a_booking_is_made_neither_fails_it_nor_keeps_a_delivery(
@@ -221,7 +220,13 @@ def test_with_the_setting_internal_addresses_are_refused_on_subscribing_and_befo
     for url in (receiver.url, "http://localhost:9/x", "http://[::1]/", "http://10.0.0.7/hook"):
         with pytest.raises(InvalidInput, match="internal address"):
             webhook_handlers.create_webhook(
-                uow(), directory, url=url, event_types=None, conference_name=None, refuse_internal_addresses=True
+                uow(),
+                directory,
+                url=url,
+                event_types=None,
+                conference_name=None,
+                refuse_internal_addresses=True,
+                caller=ORGANIZER,
             )
     # One subscribed before the setting was turned on is still refused at delivery.
     conference, webhook = subscribed(receiver.url)

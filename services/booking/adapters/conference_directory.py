@@ -60,11 +60,13 @@ class GrpcConferenceDirectory:
 
 
 def _conference(reply: conference_pb2.Conference) -> Conference:
-    """As created; the slots are only the ledger's first value (docs/adr/0014)."""
+    """As created; the slots are only the ledger's first value (docs/adr/0014). No owner (an empty
+    `owner_subject`: created before conferences had owners) is None, which only an admin matches."""
     return Conference(
         conference_id=reply.conference_id,
         name=reply.name,
         start=from_timestamp(reply.start),
         end=from_timestamp(reply.end),
         slots=reply.slots,
+        owner_subject=reply.owner_subject or None,
     )

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, Row, bindparam, func, select
 
 from services.booking.adapters.tables import booking_events, bookings, conference_seats
-from services.booking.domain.events import BookingEvent, ChangeReason, EventType
+from services.booking.domain.events import ActorRole, BookingEvent, ChangeReason, EventType
 from services.booking.domain.model import Booking, BookingView, Conference, Status
 
 # Events name a booking by its id; every event is read with the booking and its conference.
@@ -21,6 +21,7 @@ _EVENTS = (
         booking_events.c.status,
         booking_events.c.offer_deadline,
         booking_events.c.waitlist_position,
+        booking_events.c.actor_role,
         bookings.c.booking_id,
         bookings.c.user_id,
         bookings.c.created_at,
@@ -82,6 +83,7 @@ def to_event(row: Row) -> BookingEvent:
         reason=ChangeReason(row.reason),
         occurred_at=row.occurred_at,
         view=BookingView(booking, row.waitlist_position),
+        actor_role=ActorRole(row.actor_role),
     )
 
 

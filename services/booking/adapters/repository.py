@@ -6,7 +6,7 @@ the user row, then seat ledger rows in ascending conference id, then booking row
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -24,8 +24,10 @@ from sqlalchemy import (
     column,
     func,
     insert,
+    literal,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import Range
@@ -38,8 +40,9 @@ from confbook_common.validation import conference_name_key
 from services.booking.adapters.event_history import LATEST_EVENT_ID, LATEST_SEQUENCE
 from services.booking.adapters.metrics import NEW, TransitionLog
 from services.booking.adapters.tables import SCHEMA, bookings, conference_seats, users
-from services.booking.domain.errors import AlreadyBooked, OverlappingBooking, UserExists
-from services.booking.domain.events import ChangeReason
+from services.booking.domain.errors import AlreadyBooked, OverlappingBooking, SubjectHasUser, UserExists
+from services.booking.domain.events import SYSTEM_ACTOR, Actor, ChangeReason
+from services.booking.domain.listing import Position
 from services.booking.domain.model import (
     Booking,
     BookingView,
@@ -58,27 +61,39 @@ class UserRepository:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
 
-    def add(self, user_id: str, topics: Iterable[str]) -> User:
+    def add(self, user_id: str, topics: Iterable[str], subject: str) -> User:
+        """A new user, belonging to `subject`; one user per subject."""
         try:
             row = self._connection.execute(
-                insert(users).values(user_id=user_id, topics=list(topics)).returning(users)
+                insert(users).values(user_id=user_id, topics=list(topics), subject=subject).returning(users)
             ).one()
         except IntegrityError as error:
+            if violated_constraint(error) == "users_by_subject":
+                raise SubjectHasUser() from error
             raise UserExists(user_id) from error
-        return User(user_id=row.user_id, topics=tuple(row.topics), created_at=row.created_at)
+        return _to_user(row)
 
     def get(self, user_id: str) -> User | None:
         row = self._connection.execute(_USER_BY_ID, {"user_id": user_id}).first()
-        return User(user_id=row.user_id, topics=tuple(row.topics), created_at=row.created_at) if row else None
+        return _to_user(row) if row else None
 
     def lock(self, user_id: str) -> bool:
         """Serialize this user's bookings; False if there is no such user."""
         return self._connection.execute(_USER_LOCK, {"user_id": user_id}).first() is not None
 
 
+def _to_user(row: Row) -> User:
+    return User(user_id=row.user_id, topics=tuple(row.topics), created_at=row.created_at, subject=row.subject)
+
+
 def _to_conference(row: Row) -> Conference:
     return Conference(
-        conference_id=row.conference_id, name=row.name, start=row.start_at, end=row.end_at, slots=row.slots
+        conference_id=row.conference_id,
+        name=row.name,
+        start=row.start_at,
+        end=row.end_at,
+        slots=row.slots,
+        owner_subject=row.owner_subject,
     )
 
 
@@ -112,6 +127,7 @@ class SeatLedger:
                 start_at=conference.start,
                 end_at=conference.end,
                 slots=conference.slots,
+                owner_subject=conference.owner_subject,
             )
             .on_conflict_do_nothing()
         )
@@ -132,10 +148,12 @@ class SeatLedger:
         rows = self._connection.execute(_LEDGERS_LOCKED, {"conference_ids": sorted(set(conference_ids))}).all()
         return {row.conference_id: _to_seats(row) for row in rows}
 
-    def id_by_name(self, name: str) -> int | None:
-        return self._connection.execute(
-            select(conference_seats.c.conference_id).where(conference_seats.c.name_key == conference_name_key(name))
-        ).scalar()
+    def find(self, name: str) -> Conference | None:
+        """The copy of the conference with this name (case ignored), if this service has one."""
+        row = self._connection.execute(
+            select(conference_seats).where(conference_seats.c.name_key == conference_name_key(name))
+        ).first()
+        return _to_conference(row) if row else None
 
     def set_slots(self, conference_id: int, slots: int) -> None:
         """The caller holds the ledger's lock and has checked the seats held; the never_oversold
@@ -169,6 +187,17 @@ class BookOutcome(StrEnum):
     ALREADY_BOOKED = "ALREADY_BOOKED"
     OVERLAPPING_BOOKING = "OVERLAPPING_BOOKING"
     HAS_NEIGHBOURS = "HAS_NEIGHBOURS"  # a confirmation would cancel overlapping bookings: not in one call
+    NOT_YOURS = "NOT_YOURS"  # a user the caller may not book for (existing or not)
+
+
+@dataclass(frozen=True)
+class Booker:
+    """Who a booking is for, and who asks for it: see booking.book() (migration 0008)."""
+
+    user_id: str
+    # The subject the user must belong to (domain.access.booking_for_subject); None: any user.
+    for_subject: str | None
+    actor: Actor
 
 
 @dataclass(frozen=True)
@@ -180,7 +209,7 @@ class BookAttempt:
     other_conference: str | None = None
 
 
-# What booking.book() returns (its OUT parameters, migration 0002), in order. Declared, so that
+# What booking.book() returns (its OUT parameters, migrations 0002 and 0008), in order. Declared, so that
 # SQLAlchemy takes each result's shape from the statement once instead of from every cursor.
 _BOOK_RESULT = (
     column("outcome", Text),
@@ -197,30 +226,48 @@ _BOOK_RESULT = (
     column("waitlist_position", Integer),
 )
 _BOOK = text(
-    f"SELECT * FROM {SCHEMA}.book(:user_id, :conference_key, :conference_id, :now, :neighbours_locked)"
+    f"SELECT * FROM {SCHEMA}.book(:user_id, :conference_key, :conference_id, :now, :neighbours_locked,"
+    " :for_subject, :actor_subject, :actor_role)"
 ).columns(*_BOOK_RESULT)
-# booking.book_together() returns the user's id, then what booking.book() does (migration 0007).
-_BOOK_TOGETHER = text(f"SELECT * FROM {SCHEMA}.book_together(:user_ids, :conference_key, :now)").columns(
-    column("user_id", Text), *_BOOK_RESULT
+# booking.book_together() returns the user's id, then what booking.book() does (migrations 0007, 0008).
+_BOOK_TOGETHER = text(
+    f"SELECT * FROM {SCHEMA}.book_together(CAST(:user_ids AS text[]), CAST(:for_subjects AS text[]),"
+    " CAST(:actor_subjects AS text[]), CAST(:actor_roles AS text[]), :conference_key, :now)"
+).columns(column("user_id", Text), *_BOOK_RESULT)
+# Why a change is made and who makes it, read by the trigger that records its event (migrations
+# 0004, 0008): one statement, local to the transaction.
+_CHANGE_CONTEXT = text(
+    "SELECT set_config('booking.change_reason', :reason, true),"
+    " set_config('booking.actor_subject', :actor_subject, true),"
+    " set_config('booking.actor_role', :actor_role, true)"
 )
-# Read by the trigger that records each change's event (migration 0004); local to the transaction.
-_STATE_REASON = text("SELECT set_config('booking.change_reason', :reason, true)")
+
+
+def _change_context(reason: ChangeReason, actor: Actor) -> dict[str, str]:
+    return {"reason": reason.value, "actor_subject": actor.subject or "", "actor_role": actor.role.value}
 
 
 def _booking_query() -> Select:
-    return select(
-        bookings.c.booking_id,
-        bookings.c.user_id,
-        bookings.c.conference_id,
-        bookings.c.status,
-        bookings.c.offer_deadline,
-        bookings.c.created_at,
-        bookings.c.updated_at,
-        conference_seats.c.name,
-        conference_seats.c.start_at,
-        conference_seats.c.end_at,
-        conference_seats.c.slots,
-    ).join(conference_seats, conference_seats.c.conference_id == bookings.c.conference_id)
+    """A booking with its conference, and the subjects that decide who may see it (domain.access)."""
+    return (
+        select(
+            bookings.c.booking_id,
+            bookings.c.user_id,
+            bookings.c.conference_id,
+            bookings.c.status,
+            bookings.c.offer_deadline,
+            bookings.c.created_at,
+            bookings.c.updated_at,
+            conference_seats.c.name,
+            conference_seats.c.start_at,
+            conference_seats.c.end_at,
+            conference_seats.c.slots,
+            conference_seats.c.owner_subject,
+            users.c.subject.label("user_subject"),
+        )
+        .join(conference_seats, conference_seats.c.conference_id == bookings.c.conference_id)
+        .join(users, users.c.user_id == bookings.c.user_id)
+    )
 
 
 # The hot reads, built once: SQLAlchemy then reuses their compiled form and cache key,
@@ -242,6 +289,7 @@ def _to_booking(row: Row) -> Booking:
         offer_deadline=row.offer_deadline,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        user_subject=row.user_subject,
     )
 
 
@@ -279,6 +327,37 @@ class BookingRepository:
         )
         return [BookingView(_to_booking(row), row.position) for row in rows]
 
+    def of_conference(
+        self, conference_id: int, statuses: Sequence[Status], after: Position | None, limit: int
+    ) -> list[tuple[BookingView, Position]]:
+        """The organizer's view (domain.listing): the first `limit` bookings of the conference after
+        `after`, the statuses in the order given, each in its own order; in one statement."""
+        parts = []
+        for rank, status in enumerate(statuses):
+            if after is not None and rank < statuses.index(after.status):
+                continue
+            key = bookings.c.join_order if status is Status.WAITLISTED else bookings.c.booking_id
+            part = (
+                _booking_query()
+                .add_columns(
+                    _waitlist_position().label("position"), literal(rank).label("rank"), key.label("position_key")
+                )
+                .where(bookings.c.conference_id == conference_id, bookings.c.status == status.value)
+                .order_by(key)
+                .limit(limit)
+            )
+            if after is not None and status is after.status:
+                part = part.where(key > after.key)
+            parts.append(part)
+        if not parts:
+            return []
+        page = union_all(*parts).subquery("page") if len(parts) > 1 else parts[0].subquery("page")
+        rows = self._connection.execute(select(page).order_by(page.c.rank, page.c.position_key).limit(limit))
+        return [
+            (BookingView(_to_booking(row), row.position), Position(statuses[row.rank], row.position_key))
+            for row in rows
+        ]
+
     def active_overlapping(self, user_id: str, conference: Conference, *, lock: bool = False) -> list[Booking]:
         """The user's active bookings whose conference overlaps `conference` (its own included)."""
         query = _booking_query().where(
@@ -303,7 +382,7 @@ class BookingRepository:
 
     def book(
         self,
-        user_id: str,
+        booker: Booker,
         *,
         conference_key: str | None = None,
         conference_id: int | None = None,
@@ -315,25 +394,36 @@ class BookingRepository:
             row = self._connection.execute(
                 _BOOK,
                 {
-                    "user_id": user_id,
+                    "user_id": booker.user_id,
                     "conference_key": conference_key,
                     "conference_id": conference_id,
                     "now": now,
                     "neighbours_locked": neighbours_locked,
+                    "for_subject": booker.for_subject,
+                    "actor_subject": booker.actor.subject,
+                    "actor_role": booker.actor.role.value,
                 },
             ).one()
         except IntegrityError as error:  # the constraints' last line, should a rule above them fail
-            raise self._as_domain_error(error, user_id, conference_key or str(conference_id)) from error
-        return self._attempt(user_id, row)
+            raise self._as_domain_error(error, booker.user_id, conference_key or str(conference_id)) from error
+        return self._attempt(booker.user_id, row)
 
-    def book_together(self, user_ids: list[str], *, conference_key: str, now: datetime) -> list[BookAttempt]:
-        """Each user's booking of one conference as book() makes it, in the order given, all in
-        one statement (the database's booking.book_together()); one attempt per user, in order.
+    def book_together(self, bookers: Sequence[Booker], *, conference_key: str, now: datetime) -> list[BookAttempt]:
+        """Each booking of one conference as book() makes it, in the order given, all in one
+        statement (the database's booking.book_together()); one attempt per booker, in order.
 
-        A refusal is that user's attempt; an error undoes every booking of the call and is
+        A refusal is that booker's attempt; an error undoes every booking of the call and is
         raised as the database gives it, for the callers to book one by one."""
         rows = self._connection.execute(
-            _BOOK_TOGETHER, {"user_ids": user_ids, "conference_key": conference_key, "now": now}
+            _BOOK_TOGETHER,
+            {
+                "user_ids": [booker.user_id for booker in bookers],
+                "for_subjects": [booker.for_subject for booker in bookers],
+                "actor_subjects": [booker.actor.subject for booker in bookers],
+                "actor_roles": [booker.actor.role.value for booker in bookers],
+                "conference_key": conference_key,
+                "now": now,
+            },
         ).all()
         return [self._attempt(row.user_id, row) for row in rows]
 
@@ -363,17 +453,23 @@ class BookingRepository:
         return BookAttempt(outcome, conference, BookingView(booking, row.waitlist_position))
 
     def move(
-        self, booking: Booking, target: Status, *, reason: ChangeReason, offer_deadline: datetime | None = None
+        self,
+        booking: Booking,
+        target: Status,
+        *,
+        reason: ChangeReason,
+        actor: Actor,
+        offer_deadline: datetime | None = None,
     ) -> Booking:
         """Change a booking's state, keeping its place in line and the seat count consistent.
 
         Joining the line (again) takes a new ticket at its end: the database issues it
         (and counts the line) whenever a booking becomes WAITLISTED. The caller holds the
         ledger lock of the booking's conference. The database records the change's event,
-        with `reason`.
+        with `reason` and `actor`.
         """
         booking.require_move(target)
-        self._connection.execute(_STATE_REASON, {"reason": reason.value})
+        self._connection.execute(_CHANGE_CONTEXT, _change_context(reason, actor))
         try:
             self._connection.execute(
                 update(bookings)
@@ -395,7 +491,7 @@ class BookingRepository:
 
     def cancel_line(self, conference_id: int) -> int:
         """Cancel every waiting and pending booking of a conference; returns how many."""
-        self._connection.execute(_STATE_REASON, {"reason": ChangeReason.CONFERENCE_STARTED.value})
+        self._connection.execute(_CHANGE_CONTEXT, _change_context(ChangeReason.CONFERENCE_STARTED, SYSTEM_ACTOR))
         line = (
             select(bookings.c.booking_id, bookings.c.status)
             .where(

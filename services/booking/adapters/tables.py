@@ -3,6 +3,7 @@
 from sqlalchemy import (
     ARRAY,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -30,6 +31,9 @@ users = Table(
     Column("user_id", Text, primary_key=True),
     Column("topics", ARRAY(Text), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # The subject whose token created it, one user per subject; NULL: made before (migration 0008).
+    Column("subject", Text),
+    Index("users_by_subject", "subject", unique=True, postgresql_where=text("subject IS NOT NULL")),
 )
 
 # The booking service's copy of each conference it has seen, and its seat ledger:
@@ -47,6 +51,8 @@ conference_seats = Table(
     Column("seats_held", Integer, nullable=False, server_default=text("0")),
     Column("waiting", Integer, nullable=False, server_default=text("0")),
     Column("tickets_issued", BigInteger, nullable=False, server_default=text("0")),
+    # The conference's owner, as the conference service says; NULL: copied before (migration 0008).
+    Column("owner_subject", Text),
     CheckConstraint("seats_held >= 0 AND seats_held <= slots", name="never_oversold"),
     CheckConstraint("waiting >= 0", name="waiting_counted"),
     CheckConstraint("tickets_issued BETWEEN 0 AND 2147483647", name="tickets_in_range"),
@@ -87,6 +93,7 @@ bookings = Table(
     Index("waitlist_line", "conference_id", "join_order", postgresql_where=text("status = 'WAITLISTED'")),
     Index("pending_offers", "conference_id", postgresql_where=text("status = 'CONFIRMATION_PENDING'")),
     Index("bookings_by_user", "user_id", "booking_id"),
+    Index("bookings_of_conference", "conference_id", "status", "booking_id"),
 )
 
 # Counts of waiting bookings as a Fenwick tree over each line's tickets, kept by triggers
@@ -113,6 +120,9 @@ booking_events = Table(
     Column("status", Text, nullable=False),
     Column("offer_deadline", DateTime(timezone=True)),
     Column("waitlist_position", Integer),
+    # Who caused the change (migration 0008): the caller's subject (NULL: the system) and strongest role.
+    Column("actor_subject", Text),
+    Column("actor_role", Text, nullable=False, server_default=text("'system'")),
     Index("booking_history", "booking_id", "sequence"),
 )
 
@@ -130,6 +140,10 @@ webhooks = Table(
     Column("retry_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # While a sender sends to it (a lease): one sender at a time, so its events arrive in order.
     Column("held_until", DateTime(timezone=True)),
+    # Its creator: only it sees the subscription, which delivers only what the creator may read:
+    # everything if an admin created it (migration 0008).
+    Column("owner_subject", Text),
+    Column("sees_everything", Boolean, nullable=False, server_default=text("false")),
 )
 
 # What each receiver is still owed. `due_at` is also the lease: a sender moves it past its attempt.

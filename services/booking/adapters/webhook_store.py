@@ -67,7 +67,14 @@ class WebhookStore:
         return self._connection.execute(select(func.count()).select_from(webhooks)).scalar_one()
 
     def add(
-        self, url: str, event_types: tuple[EventType, ...] | None, conference_id: int | None, secret: str
+        self,
+        url: str,
+        event_types: tuple[EventType, ...] | None,
+        conference_id: int | None,
+        secret: str,
+        *,
+        owner_subject: str,
+        sees_everything: bool,
     ) -> Webhook:
         webhook_id = self._connection.execute(
             insert(webhooks)
@@ -76,6 +83,8 @@ class WebhookStore:
                 event_types=[value.value for value in event_types] if event_types else None,
                 conference_id=conference_id,
                 secret=secret,
+                owner_subject=owner_subject,
+                sees_everything=sees_everything,
             )
             .returning(webhooks.c.webhook_id)
         ).scalar_one()
@@ -87,13 +96,20 @@ class WebhookStore:
         row = self._connection.execute(_WEBHOOKS.where(webhooks.c.webhook_id == webhook_id)).first()
         return _to_webhook(row) if row else None
 
-    def all(self) -> list[Webhook]:
-        rows = self._connection.execute(_WEBHOOKS.order_by(webhooks.c.created_at, webhooks.c.webhook_id))
+    def of_owner(self, owner_subject: str) -> list[Webhook]:
+        """The subscriptions `owner_subject` created, oldest first."""
+        rows = self._connection.execute(
+            _WEBHOOKS.where(webhooks.c.owner_subject == owner_subject).order_by(
+                webhooks.c.created_at, webhooks.c.webhook_id
+            )
+        )
         return [_to_webhook(row) for row in rows]
 
-    def remove(self, webhook_id: str) -> bool:
-        """Delete the webhook and (by the foreign key's cascade) what it was still owed."""
-        return self._connection.execute(delete(webhooks).where(webhooks.c.webhook_id == webhook_id)).rowcount > 0
+    def remove(self, webhook_id: str, *, owner_subject: str) -> bool:
+        """Delete the webhook, if `owner_subject` created it, and (by the foreign key's cascade) what
+        it was still owed."""
+        deleted = delete(webhooks).where(webhooks.c.webhook_id == webhook_id, webhooks.c.owner_subject == owner_subject)
+        return self._connection.execute(deleted).rowcount > 0
 
     # --- sending ---------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """What the booking service refuses, with stable codes."""
 
-from confbook_common.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from confbook_common.errors import AlreadyExists, Conflict, Forbidden, InvalidInput, NotFound
 from confbook_common.validation import shown
 
 
@@ -30,6 +30,28 @@ class UserExists(AlreadyExists):
 
     def __init__(self, user_id: str) -> None:
         super().__init__(f"user {shown(user_id)} already exists")
+
+
+class SubjectHasUser(AlreadyExists):
+    code = "SUBJECT_HAS_USER"
+
+    def __init__(self) -> None:
+        super().__init__("this token's subject already has a user; a subject has one user")
+
+
+class NotYourUser(Forbidden):
+    """Booking for a user the caller's subject did not create, whether or not it exists (so that
+    which users exist cannot be learned this way)."""
+
+    def __init__(self) -> None:
+        super().__init__("a booking can be made only for the user this token's subject created")
+
+
+class NotConferenceOwner(Forbidden):
+    """The conference is public, so this is no 404: only its owner or an admin may do this."""
+
+    def __init__(self, conference: str, what: str) -> None:
+        super().__init__(f"only the owner of {shown(conference)} or an admin may {what}")
 
 
 class AlreadyBooked(Conflict):

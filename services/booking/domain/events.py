@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from confbook_common.auth.caller import SYSTEM, Caller
 from services.booking.domain.model import BookingView, Status
 
 
@@ -29,10 +30,35 @@ class ChangeReason(StrEnum):
     """Why a booking changed; every move states one (a CHECK in migration 0004 lists them too)."""
 
     USER = "user"  # the person's own request: booking, confirming, canceling
+    ORGANIZER = "organizer"  # canceled by the conference's owner or an admin, not by its user
     SEAT_FREED = "seat_freed"  # a seat became free and this booking was at the head of the line
     OVERLAP = "overlap"  # the user confirmed an overlapping booking
     OFFER_EXPIRED = "offer_expired"  # the offer was not confirmed by its deadline
     CONFERENCE_STARTED = "conference_started"  # the line closes at the start
+
+
+class ActorRole(StrEnum):
+    """Who caused a change: the caller's strongest role, or the system (a CHECK in migration 0008 lists them)."""
+
+    ATTENDEE = "attendee"
+    ORGANIZER = "organizer"
+    ADMIN = "admin"
+    SYSTEM = SYSTEM  # nobody asked for it: an offer, an expiry, the start
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who caused a change, as its event records it."""
+
+    subject: str | None  # None: the system
+    role: ActorRole
+
+    @classmethod
+    def of(cls, caller: Caller) -> Actor:
+        return cls(caller.subject, ActorRole(caller.role.value))
+
+
+SYSTEM_ACTOR = Actor(None, ActorRole.SYSTEM)
 
 
 @dataclass(frozen=True)
@@ -45,3 +71,4 @@ class BookingEvent:
     reason: ChangeReason
     occurred_at: datetime
     view: BookingView
+    actor_role: ActorRole

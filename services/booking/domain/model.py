@@ -51,6 +51,9 @@ class Conference:
     start: datetime
     end: datetime
     slots: int
+    # The subject whose token created it (the conference service says): who may change it and see
+    # its bookings, besides admins. None for a conference created before conferences had owners.
+    owner_subject: str | None = None
 
     def has_started(self, now: datetime) -> bool:
         return now >= self.start
@@ -88,6 +91,9 @@ class Booking:
     offer_deadline: datetime | None
     created_at: datetime
     updated_at: datetime
+    # The subject the booking's user belongs to (None: a user made before users had one). Read with
+    # the booking, for domain.access to decide who may see it; None where it was not read.
+    user_subject: str | None = None
 
     def require_move(self, target: Status) -> None:
         if target not in TRANSITIONS[self.status]:
@@ -112,6 +118,9 @@ class User:
     user_id: str
     topics: tuple[str, ...]
     created_at: datetime
+    # The subject whose token created it: the user a token with that subject acts as (one per
+    # subject). None for a user made before users belonged to a subject.
+    subject: str | None = None
 
 
 def new_user_id(user_id: str) -> str:

@@ -6,13 +6,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 import grpc
 
 from confbook.booking.v1 import booking_pb2, booking_pb2_grpc
 from confbook.conference.v1 import conference_pb2
 from confbook_common import validation
-from confbook_common.errors import DependencyUnavailable
+from confbook_common.auth.caller import Caller
+from confbook_common.errors import DependencyUnavailable, InvalidInput
 from confbook_common.idempotency import IdempotentCalls
 from confbook_common.timestamps import to_timestamp, utc_now
 from confbook_common.validation import conference_name_key
@@ -21,6 +23,7 @@ from services.booking.adapters.change_notices import ChangeNotices
 from services.booking.adapters.conference_directory import ConferenceDirectory
 from services.booking.adapters.metrics import BOOKINGS_TOGETHER
 from services.booking.adapters.repository import BookAttempt
+from services.booking.domain import listing
 from services.booking.domain import webhooks as webhook_rules
 from services.booking.domain.events import BookingEvent
 from services.booking.domain.model import (
@@ -43,6 +46,15 @@ from services.booking.service_layer.unit_of_work import UnitOfWorkFactory
 
 def status_message(status: Status) -> booking_pb2.BookingStatus.ValueType:
     return booking_pb2.BookingStatus.Value(f"BOOKING_STATUS_{status.value}")
+
+
+def status_asked(value: booking_pb2.BookingStatus.ValueType) -> Status | None:
+    """A status a request names; None for UNSPECIFIED. Any other number is invalid."""
+    if value == booking_pb2.BOOKING_STATUS_UNSPECIFIED:
+        return None
+    if value not in booking_pb2.BookingStatus.values():
+        raise InvalidInput("status", "is not a booking status")
+    return Status(booking_pb2.BookingStatus.Name(value).removeprefix("BOOKING_STATUS_"))
 
 
 def to_booking_message(view: BookingView) -> booking_pb2.Booking:
@@ -71,6 +83,7 @@ def to_event_message(event: BookingEvent) -> booking_pb2.BookingEvent:
         occurred_at=to_timestamp(event.occurred_at),
         booking=to_booking_message(event.view),
         reason=event.reason.value,
+        actor_role=event.actor_role.value,
     )
 
 
@@ -135,13 +148,26 @@ log = logging.getLogger(__name__)
 _SERVICE = booking_pb2.DESCRIPTOR.services_by_name["BookingService"].full_name
 
 
+class CallerSource(Protocol):
+    """Who calls: confbook_common.auth.bearer.Callers, from the call's verified bearer token."""
+
+    def of(self, context: grpc.ServicerContext) -> Caller: ...
+
+
 class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
-    """The write methods run once per `idempotency-key` when a caller sends one (confbook_common.idempotency)."""
+    """The write methods run once per `idempotency-key` of their caller when it sends one
+    (confbook_common.idempotency).
+
+    Every method needs the caller's access token but the seat availabilities, which are public
+    (the gateway shows them with each conference, to anyone); who may do what is the handlers'
+    to decide (services/booking/domain/access.py).
+    """
 
     def __init__(
         self,
         unit_of_work: UnitOfWorkFactory,
         directory: ConferenceDirectory,
+        callers: CallerSource,
         *,
         notices: ChangeNotices | None = None,
         watch_seconds: float = 300.0,
@@ -150,8 +176,9 @@ class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
     ) -> None:
         self._uow = unit_of_work
         self._directory = directory
+        self._callers = callers
         self._once = IdempotentCalls(tables.idempotency_keys)
-        self._bookings_together: Batches[str, str, BookAttempt] = Batches(
+        self._bookings_together: Batches[str, tuple[str, Caller], BookAttempt] = Batches(
             self._book_together, most=BOOKINGS_TOGETHER_AT_MOST
         )
         self._notices = notices
@@ -162,6 +189,7 @@ class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
         self._refuse_internal_addresses = refuse_internal_addresses
 
     def CreateUser(self, request: booking_pb2.CreateUserRequest, context: grpc.ServicerContext) -> booking_pb2.User:
+        caller = self._callers.of(context)
         user_id = new_user_id(request.user_id)
         topics = new_user_topics(list(request.topics))
         uow = self._uow()
@@ -170,55 +198,71 @@ class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
             context,
             f"/{_SERVICE}/CreateUser",
             request,
-            lambda: to_user_message(handlers.create_user(uow, user_id, topics)),
+            lambda: to_user_message(handlers.create_user(uow, user_id, topics, caller)),
             booking_pb2.User,
+            caller=caller.subject,
         )
 
     def GetUser(self, request: booking_pb2.GetUserRequest, context: grpc.ServicerContext) -> booking_pb2.User:
-        return to_user_message(handlers.get_user(self._uow(), user_id_to_find(request.user_id)))
+        caller = self._callers.of(context)
+        return to_user_message(handlers.get_user(self._uow(), user_id_to_find(request.user_id), caller))
 
     def Book(self, request: booking_pb2.BookRequest, context: grpc.ServicerContext) -> booking_pb2.BookResponse:
+        caller = self._callers.of(context)
         user_id = user_id_to_find(request.user_id)
         conference_name = conference_name_to_find(request.conference_name)
         uow = self._uow()
 
         def book_alone() -> booking_pb2.BookResponse:
-            view = handlers.book(uow, self._directory, user_id=user_id, conference_name=conference_name, now=utc_now())
+            view = handlers.book(
+                uow, self._directory, user_id=user_id, conference_name=conference_name, now=utc_now(), caller=caller
+            )
             return book_response(view)
 
         if self._once.keyed(context):  # its key is written in the booking's own transaction
-            return self._once.run(uow, context, f"/{_SERVICE}/Book", request, book_alone, booking_pb2.BookResponse)
+            return self._once.run(
+                uow, context, f"/{_SERVICE}/Book", request, book_alone, booking_pb2.BookResponse, caller=caller.subject
+            )
         try:
             attempt = self._bookings_together.submit(
-                conference_name_key(conference_name), user_id, timeout=context.time_remaining()
+                conference_name_key(conference_name), (user_id, caller), timeout=context.time_remaining()
             )
         except NoTurnInTime:
             raise DependencyUnavailable("too many bookings of this conference at once; try again") from None
         except BatchFailed:  # shared with others: nothing of it was booked, and the error may be another's
             return book_alone()
         view = handlers.finish_booking(
-            uow, self._directory, attempt, user_id=user_id, conference_name=conference_name, now=utc_now()
+            uow,
+            self._directory,
+            attempt,
+            user_id=user_id,
+            conference_name=conference_name,
+            now=utc_now(),
+            caller=caller,
         )
         return book_response(view)
 
-    def _book_together(self, conference_key: str, user_ids: list[str]) -> list[BookAttempt]:
-        BOOKINGS_TOGETHER.observe(len(user_ids))
+    def _book_together(self, conference_key: str, requests: list[tuple[str, Caller]]) -> list[BookAttempt]:
+        """The bookings of one conference that came together, each `(user_id, its caller)`."""
+        BOOKINGS_TOGETHER.observe(len(requests))
         try:
-            return handlers.book_together(self._uow(), user_ids, conference_key=conference_key, now=utc_now())
+            return handlers.book_together(self._uow(), requests, conference_key=conference_key, now=utc_now())
         except Exception as error:
-            if len(user_ids) > 1:
+            if len(requests) > 1:
                 log.warning(
-                    "%d bookings of one conference failed together (%s); each is made alone", len(user_ids), error
+                    "%d bookings of one conference failed together (%s); each is made alone", len(requests), error
                 )
             raise
 
     def GetBooking(self, request: booking_pb2.GetBookingRequest, context: grpc.ServicerContext) -> booking_pb2.Booking:
+        caller = self._callers.of(context)
         booking_id = validation.positive_id("booking_id", request.booking_id)
-        return to_booking_message(handlers.get_booking(self._uow(), booking_id))
+        return to_booking_message(handlers.get_booking(self._uow(), booking_id, caller))
 
     def ConfirmBooking(
         self, request: booking_pb2.ConfirmBookingRequest, context: grpc.ServicerContext
     ) -> booking_pb2.Booking:
+        caller = self._callers.of(context)
         booking_id = validation.positive_id("booking_id", request.booking_id)
         uow = self._uow()
         return self._once.run(
@@ -226,13 +270,15 @@ class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
             context,
             f"/{_SERVICE}/ConfirmBooking",
             request,
-            lambda: to_booking_message(handlers.confirm(uow, booking_id, utc_now())),
+            lambda: to_booking_message(handlers.confirm(uow, booking_id, utc_now(), caller)),
             booking_pb2.Booking,
+            caller=caller.subject,
         )
 
     def CancelBooking(
         self, request: booking_pb2.CancelBookingRequest, context: grpc.ServicerContext
     ) -> booking_pb2.Booking:
+        caller = self._callers.of(context)
         booking_id = validation.positive_id("booking_id", request.booking_id)
         uow = self._uow()
         return self._once.run(
@@ -240,25 +286,29 @@ class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
             context,
             f"/{_SERVICE}/CancelBooking",
             request,
-            lambda: to_booking_message(handlers.cancel(uow, booking_id, utc_now())),
+            lambda: to_booking_message(handlers.cancel(uow, booking_id, utc_now(), caller)),
             booking_pb2.Booking,
+            caller=caller.subject,
         )
 
     def ListUserBookings(
         self, request: booking_pb2.ListUserBookingsRequest, context: grpc.ServicerContext
     ) -> booking_pb2.ListUserBookingsResponse:
-        views = handlers.list_user_bookings(self._uow(), user_id_to_find(request.user_id))
+        caller = self._callers.of(context)
+        views = handlers.list_user_bookings(self._uow(), user_id_to_find(request.user_id), caller)
         return booking_pb2.ListUserBookingsResponse(bookings=[to_booking_message(view) for view in views])
 
     def GetSeatAvailability(
         self, request: booking_pb2.GetSeatAvailabilityRequest, context: grpc.ServicerContext
     ) -> booking_pb2.SeatAvailability:
+        """Public, as the conference is: no token needed."""
         conference_id = validation.positive_id("conference_id", request.conference_id)
         return to_availability_message(handlers.seat_availability(self._uow(), self._directory, conference_id))
 
     def ListSeatAvailability(
         self, request: booking_pb2.ListSeatAvailabilityRequest, context: grpc.ServicerContext
     ) -> booking_pb2.ListSeatAvailabilityResponse:
+        """Public, as the conferences are: no token needed."""
         conference_ids = validation.ids(
             "conference_ids", list(request.conference_ids), max_count=validation.PAGE_SIZE_MAX
         )
@@ -268,29 +318,61 @@ class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
     def ChangeCapacity(
         self, request: booking_pb2.ChangeCapacityRequest, context: grpc.ServicerContext
     ) -> booking_pb2.SeatAvailability:
+        caller = self._callers.of(context)
         conference_name = conference_name_to_find(request.conference_name)
         slots = validation.slots("slots", request.slots)
         uow = self._uow()
 
         def change() -> booking_pb2.SeatAvailability:
             availability = handlers.change_capacity(
-                uow, self._directory, conference_name=conference_name, slots=slots, now=utc_now()
+                uow, self._directory, conference_name=conference_name, slots=slots, now=utc_now(), caller=caller
             )
             return to_availability_message(availability)
 
         return self._once.run(
-            uow, context, f"/{_SERVICE}/ChangeCapacity", request, change, booking_pb2.SeatAvailability
+            uow,
+            context,
+            f"/{_SERVICE}/ChangeCapacity",
+            request,
+            change,
+            booking_pb2.SeatAvailability,
+            caller=caller.subject,
+        )
+
+    def ListConferenceBookings(
+        self, request: booking_pb2.ListConferenceBookingsRequest, context: grpc.ServicerContext
+    ) -> booking_pb2.ListConferenceBookingsResponse:
+        caller = self._callers.of(context)
+        conference_name = conference_name_to_find(request.conference_name)
+        status = status_asked(request.status)
+        page_size = listing.page_size(request.page_size)
+        after = listing.position_after(request.page_token, listing.statuses_listed(status))
+        page = handlers.list_conference_bookings(
+            self._uow(),
+            self._directory,
+            conference_name=conference_name,
+            status=status,
+            after=after,
+            page_size=page_size,
+            caller=caller,
+        )
+        return booking_pb2.ListConferenceBookingsResponse(
+            conference_name=page.conference.name,
+            bookings=[to_booking_message(view) for view in page.views],
+            next_page_token=page.next_page_token,
         )
 
     def RecommendConferences(
         self, request: booking_pb2.RecommendConferencesRequest, context: grpc.ServicerContext
     ) -> booking_pb2.RecommendConferencesResponse:
+        caller = self._callers.of(context)
         found = handlers.recommend_conferences(
             self._uow(),
             self._directory,
             user_id=user_id_to_find(request.user_id),
             limit=recommendation_limit(request.limit),
             now=utc_now(),
+            caller=caller,
         )
         return booking_pb2.RecommendConferencesResponse(
             recommendations=[to_recommendation_message(each) for each in found]
@@ -305,9 +387,15 @@ class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
         assert self._notices is not None, "WatchBooking needs the change notices"
         loop = asyncio.get_running_loop()
         ends_at = loop.time() + self._watch_seconds
+
+        def start_watching() -> handlers.WatchStart:
+            # Off the event loop: verifying a token may fetch the issuer's keys.
+            caller = self._callers.of(context)  # type: ignore[arg-type]  # reads only the call's metadata
+            return handlers.watch_from(self._uow(), booking_id, after, caller)
+
         # Listening starts before the first read, so no change can fall between the two.
         with self._notices.watching(booking_id) as changed:
-            start = await asyncio.to_thread(handlers.watch_from, self._uow(), booking_id, after)
+            start = await asyncio.to_thread(start_watching)
             yield booking_pb2.BookingUpdate(
                 booking=to_booking_message(start.view), latest_event_id=start.latest_event_id or ""
             )
@@ -329,6 +417,7 @@ class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
     def CreateWebhook(
         self, request: booking_pb2.CreateWebhookRequest, context: grpc.ServicerContext
     ) -> booking_pb2.Webhook:
+        caller = self._callers.of(context)
         url = webhook_rules.webhook_url(request.url)
         event_types = webhook_rules.event_types(list(request.events))
         conference = conference_name_to_find(request.conference) if request.conference else None
@@ -342,21 +431,26 @@ class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
                 event_types=event_types,
                 conference_name=conference,
                 refuse_internal_addresses=self._refuse_internal_addresses,
+                caller=caller,
             )
             return to_webhook_message(webhook, with_secret=True)
 
-        return self._once.run(uow, context, f"/{_SERVICE}/CreateWebhook", request, create, booking_pb2.Webhook)
+        return self._once.run(
+            uow, context, f"/{_SERVICE}/CreateWebhook", request, create, booking_pb2.Webhook, caller=caller.subject
+        )
 
     def ListWebhooks(
         self, request: booking_pb2.ListWebhooksRequest, context: grpc.ServicerContext
     ) -> booking_pb2.ListWebhooksResponse:
+        caller = self._callers.of(context)
         return booking_pb2.ListWebhooksResponse(
-            webhooks=[to_webhook_message(webhook) for webhook in webhook_handlers.list_webhooks(self._uow())]
+            webhooks=[to_webhook_message(webhook) for webhook in webhook_handlers.list_webhooks(self._uow(), caller)]
         )
 
     def DeleteWebhook(
         self, request: booking_pb2.DeleteWebhookRequest, context: grpc.ServicerContext
     ) -> booking_pb2.DeleteWebhookResponse:
+        caller = self._callers.of(context)
         webhook_id = validation.uuid_text("webhook_id", request.webhook_id)
-        webhook_handlers.delete_webhook(self._uow(), webhook_id)
+        webhook_handlers.delete_webhook(self._uow(), webhook_id, caller)
         return booking_pb2.DeleteWebhookResponse()

@@ -3,6 +3,12 @@
 Every change to a booking locks, in this order: the user (for the user's own
 requests), then the seat ledgers of the conferences involved (ascending id), then
 the bookings. A status read under those locks cannot change before the commit.
+
+The use cases a person asks for take the verified `caller` and decide with domain.access
+who may do what, with what they read anyway: no decision costs a round trip of its own.
+Someone else's user or booking is refused exactly as an unknown one (UserNotFound,
+BookingNotFound), so that ids cannot be probed. Each change records its caller as its actor;
+the ones nobody asked for (offers, expiry, the start) record the system.
 """
 
 from __future__ import annotations
@@ -12,11 +18,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from confbook.events.v1 import events_pb2
+from confbook_common.auth.caller import Caller
 from confbook_common.db import retries_on_conflict
 from confbook_common.timestamps import to_timestamp
 from confbook_common.validation import conference_name_key
 from services.booking.adapters.conference_directory import ConferenceDirectory
-from services.booking.adapters.repository import BookAttempt, BookOutcome
+from services.booking.adapters.repository import BookAttempt, Booker, BookOutcome
+from services.booking.domain import access
 from services.booking.domain.errors import (
     AlreadyBooked,
     BookingAlreadyCanceled,
@@ -25,12 +33,15 @@ from services.booking.domain.errors import (
     ConferenceNotStarted,
     ConferenceStarted,
     ConfirmationExpired,
+    NotConferenceOwner,
+    NotYourUser,
     OverlappingBooking,
     SlotsBelowHeld,
     UnknownEvent,
     UserNotFound,
 )
-from services.booking.domain.events import BookingEvent, ChangeReason
+from services.booking.domain.events import SYSTEM_ACTOR, Actor, BookingEvent, ChangeReason
+from services.booking.domain.listing import Position, page_token, statuses_listed
 from services.booking.domain.model import (
     Booking,
     BookingView,
@@ -53,39 +64,34 @@ Reason = events_pb2.SeatReleased.Reason
 # --- users ---------------------------------------------------------------------
 
 
-def create_user(uow: BookingUnitOfWork, user_id: str, topics: Sequence[str]) -> User:
+def create_user(uow: BookingUnitOfWork, user_id: str, topics: Sequence[str], caller: Caller) -> User:
+    """A new user, belonging to the caller's subject; a subject has one user (SubjectHasUser)."""
     with uow:
-        user = uow.users.add(user_id, topics)
+        user = uow.users.add(user_id, topics, caller.subject)
         uow.commit()
     return user
 
 
 @retries_on_conflict
-def get_user(uow: BookingUnitOfWork, user_id: str) -> User:
+def get_user(uow: BookingUnitOfWork, user_id: str, caller: Caller) -> User:
     with uow.autocommit():
-        user = uow.users.get(user_id)
-    if user is None:
-        raise UserNotFound(user_id)
-    return user
+        return _readable_user(uow, user_id, caller)
 
 
 @retries_on_conflict
-def list_user_bookings(uow: BookingUnitOfWork, user_id: str) -> list[BookingView]:
+def list_user_bookings(uow: BookingUnitOfWork, user_id: str, caller: Caller) -> list[BookingView]:
     with uow.autocommit():
-        if uow.users.get(user_id) is None:
-            raise UserNotFound(user_id)
+        _readable_user(uow, user_id, caller)
         return uow.bookings.views_of_user(user_id)
 
 
 @retries_on_conflict
 def recommend_conferences(
-    uow: BookingUnitOfWork, directory: ConferenceDirectory, *, user_id: str, limit: int, now: datetime
+    uow: BookingUnitOfWork, directory: ConferenceDirectory, *, user_id: str, limit: int, now: datetime, caller: Caller
 ) -> list[Recommendation]:
     """Conferences sharing the user's interests that the user can still book, best first."""
     with uow.autocommit():
-        user = uow.users.get(user_id)
-        if user is None:
-            raise UserNotFound(user_id)
+        user = _readable_user(uow, user_id, caller)
         if not user.topics:
             return []
         bookings = [view.booking for view in uow.bookings.views_of_user(user_id)]
@@ -107,9 +113,21 @@ def recommend_conferences(
 # --- a user's bookings -------------------------------------------------------------
 
 
+def _booker(user_id: str, caller: Caller) -> Booker:
+    """A booking for `user_id` asked for by `caller`: booking.book() refuses (NOT_YOURS) a user
+    the caller may not book for, in the statement that books (domain.access.booking_for_subject)."""
+    return Booker(user_id, access.booking_for_subject(caller), Actor.of(caller))
+
+
 @retries_on_conflict
 def book(
-    uow: BookingUnitOfWork, directory: ConferenceDirectory, *, user_id: str, conference_name: str, now: datetime
+    uow: BookingUnitOfWork,
+    directory: ConferenceDirectory,
+    *,
+    user_id: str,
+    conference_name: str,
+    now: datetime,
+    caller: Caller,
 ) -> BookingView:
     """CONFIRMED when a seat is open to newcomers, otherwise WAITLISTED at the end of the line.
 
@@ -117,20 +135,25 @@ def book(
     commits in a single round trip; what is left to do is finish_booking()'s.
     """
     with uow.autocommit():
-        attempt = uow.bookings.book(user_id, conference_key=conference_name_key(conference_name), now=now)
-    return finish_booking(uow, directory, attempt, user_id=user_id, conference_name=conference_name, now=now)
+        attempt = uow.bookings.book(
+            _booker(user_id, caller), conference_key=conference_name_key(conference_name), now=now
+        )
+    return finish_booking(
+        uow, directory, attempt, user_id=user_id, conference_name=conference_name, now=now, caller=caller
+    )
 
 
 def book_together(
-    uow: BookingUnitOfWork, user_ids: list[str], *, conference_key: str, now: datetime
+    uow: BookingUnitOfWork, requests: Sequence[tuple[str, Caller]], *, conference_key: str, now: datetime
 ) -> list[BookAttempt]:
-    """Several users' bookings of one conference, each as book() makes it, in the order given, in
-    one transaction (docs/adr/0019). Each attempt is then its user's for finish_booking(); if
-    the database raises, nothing was booked and each user books on their own."""
+    """Several bookings of one conference, each `(user_id, caller)` as book() makes it, in the
+    order given, in one transaction (docs/adr/0019). Each attempt is then its caller's for
+    finish_booking(); if the database raises, nothing was booked and each books on its own."""
+    bookers = [_booker(user_id, caller) for user_id, caller in requests]
     with uow.autocommit():
-        if len(user_ids) == 1:  # alone: exactly as book() makes it, its errors its own
-            return [uow.bookings.book(user_ids[0], conference_key=conference_key, now=now)]
-        return uow.bookings.book_together(user_ids, conference_key=conference_key, now=now)
+        if len(bookers) == 1:  # alone: exactly as book() makes it, its errors its own
+            return [uow.bookings.book(bookers[0], conference_key=conference_key, now=now)]
+        return uow.bookings.book_together(bookers, conference_key=conference_key, now=now)
 
 
 def finish_booking(
@@ -141,6 +164,7 @@ def finish_booking(
     user_id: str,
     conference_name: str,
     now: datetime,
+    caller: Caller,
 ) -> BookingView:
     """The booking a first attempt made, or what is left to make it, or why there is none.
 
@@ -149,24 +173,28 @@ def finish_booking(
     for an overlapping conference books in a transaction that also cancels those bookings
     if this one is confirmed.
     """
+    booker = _booker(user_id, caller)
     if attempt.outcome is BookOutcome.CONFERENCE_UNKNOWN:
         conference = directory.by_name(conference_name)
         with uow.autocommit():
             uow.seats.ensure(conference)
-            attempt = uow.bookings.book(user_id, conference_id=conference.conference_id, now=now)
+            attempt = uow.bookings.book(booker, conference_id=conference.conference_id, now=now)
     if attempt.outcome is BookOutcome.HAS_NEIGHBOURS:
         assert attempt.conference is not None
-        return _book_beside_neighbours(uow, user_id, attempt.conference, now)
+        return _book_beside_neighbours(uow, booker, attempt.conference, now)
     return _booked(attempt, user_id)
 
 
-def _book_beside_neighbours(uow: BookingUnitOfWork, user_id: str, conference: Conference, now: datetime) -> BookingView:
+def _book_beside_neighbours(
+    uow: BookingUnitOfWork, booker: Booker, conference: Conference, now: datetime
+) -> BookingView:
+    """Only for a user booking.book() found the booker may book for (it said HAS_NEIGHBOURS)."""
     with uow:
-        _, neighbours = _lock_for_change(uow, user_id, conference)
-        attempt = uow.bookings.book(user_id, conference_id=conference.conference_id, now=now, neighbours_locked=True)
-        view = _booked(attempt, user_id)
+        _, neighbours = _lock_for_change(uow, booker.user_id, conference)
+        attempt = uow.bookings.book(booker, conference_id=conference.conference_id, now=now, neighbours_locked=True)
+        view = _booked(attempt, booker.user_id)
         if view.booking.status is Status.CONFIRMED:
-            _cancel_overlapping(uow, view.booking, neighbours, now)
+            _cancel_overlapping(uow, view.booking, neighbours, now, booker.actor)
         uow.commit()
     return view
 
@@ -179,6 +207,8 @@ def _booked(attempt: BookAttempt, user_id: str) -> BookingView:
     assert attempt.conference is not None
     name = attempt.conference.name
     match attempt.outcome:
+        case BookOutcome.NOT_YOURS:
+            raise NotYourUser()
         case BookOutcome.USER_NOT_FOUND:
             raise UserNotFound(user_id)
         case BookOutcome.CONFERENCE_STARTED:
@@ -191,12 +221,12 @@ def _booked(attempt: BookAttempt, user_id: str) -> BookingView:
 
 
 @retries_on_conflict
-def confirm(uow: BookingUnitOfWork, booking_id: int, now: datetime) -> BookingView:
-    """Accept an offered seat before its deadline."""
+def confirm(uow: BookingUnitOfWork, booking_id: int, now: datetime, caller: Caller) -> BookingView:
+    """Accept an offered seat before its deadline (whoever may see the booking may)."""
     with uow:
-        found = _find(uow, booking_id)
+        found = _find(uow, booking_id, caller)
         _, neighbours = _lock_for_change(uow, found.user_id, found.conference)
-        booking = _find(uow, booking_id, lock=True)
+        booking = _find(uow, booking_id, caller, lock=True)
         if booking.status is not Status.CONFIRMATION_PENDING:
             raise BookingNotPending(booking_id, booking.status)
         if booking.conference.has_started(now):
@@ -206,35 +236,41 @@ def confirm(uow: BookingUnitOfWork, booking_id: int, now: datetime) -> BookingVi
         for other in neighbours:
             if other.status is Status.CONFIRMED:
                 raise OverlappingBooking(booking.conference.name, other.conference.name)
-        confirmed = _move(uow, booking, Status.CONFIRMED, now, reason=ChangeReason.USER)
-        _cancel_overlapping(uow, confirmed, neighbours, now)
-        view = _view(uow, booking_id)
+        actor = Actor.of(caller)
+        confirmed = _move(uow, booking, Status.CONFIRMED, now, reason=ChangeReason.USER, actor=actor)
+        _cancel_overlapping(uow, confirmed, neighbours, now, actor)
+        view = _view(uow, booking_id, caller)
         uow.commit()
     return view
 
 
 @retries_on_conflict
-def cancel(uow: BookingUnitOfWork, booking_id: int, now: datetime) -> BookingView:
-    """Cancel an active booking before the conference starts; a held seat goes to the line."""
+def cancel(uow: BookingUnitOfWork, booking_id: int, now: datetime, caller: Caller) -> BookingView:
+    """Cancel an active booking before the conference starts; a held seat goes to the line.
+
+    By anyone but the booking's own user (the conference's owner, an admin) it is the
+    organizer's cancellation, and its event says so."""
     with uow:
-        found = _find(uow, booking_id)
+        found = _find(uow, booking_id, caller)
         uow.users.lock(found.user_id)
         uow.seats.lock([found.conference.conference_id])
-        booking = _find(uow, booking_id, lock=True)
+        booking = _find(uow, booking_id, caller, lock=True)
         if booking.status is Status.CANCELED:
             raise BookingAlreadyCanceled(booking_id)
         if booking.conference.has_started(now):
             raise ConferenceStarted(booking.conference.name)
-        _move(uow, booking, Status.CANCELED, now, reason=ChangeReason.USER)
-        view = _view(uow, booking_id)
+        organizers = access.is_organizers_cancellation(caller, user_subject=booking.user_subject)
+        reason = ChangeReason.ORGANIZER if organizers else ChangeReason.USER
+        _move(uow, booking, Status.CANCELED, now, reason=reason, actor=Actor.of(caller))
+        view = _view(uow, booking_id, caller)
         uow.commit()
     return view
 
 
 @retries_on_conflict
-def get_booking(uow: BookingUnitOfWork, booking_id: int) -> BookingView:
+def get_booking(uow: BookingUnitOfWork, booking_id: int, caller: Caller) -> BookingView:
     with uow.autocommit():
-        return _view(uow, booking_id)
+        return _view(uow, booking_id, caller)
 
 
 @retries_on_conflict
@@ -252,20 +288,22 @@ def seat_availability(uow: BookingUnitOfWork, directory: ConferenceDirectory, co
 
 @retries_on_conflict
 def change_capacity(
-    uow: BookingUnitOfWork, directory: ConferenceDirectory, *, conference_name: str, slots: int, now: datetime
+    uow: BookingUnitOfWork,
+    directory: ConferenceDirectory,
+    *,
+    conference_name: str,
+    slots: int,
+    now: datetime,
+    caller: Caller,
 ) -> SeatAvailability:
     """Set a conference's capacity: never below the seats held; new seats go to the line at once.
+    Only its owner or an admin may (NotConferenceOwner: the conference itself is public).
 
     Under the ledger's lock, which every booking and offer takes before it counts seats,
     so none of them can slip between the check and the change.
     """
-    with uow.autocommit():
-        conference_id = uow.seats.id_by_name(conference_name)
-    if conference_id is None:
-        conference = directory.by_name(conference_name)
-        with uow.autocommit():
-            uow.seats.ensure(conference)
-        conference_id = conference.conference_id
+    conference = _managed_conference(uow, directory, conference_name, caller, "change its capacity")
+    conference_id = conference.conference_id
     with uow:
         seats = uow.seats.lock([conference_id])[conference_id]
         if seats.conference.has_started(now):
@@ -293,6 +331,52 @@ def seats_of(uow: BookingUnitOfWork, conference_ids: Sequence[int]) -> list[Seat
     return [SeatAvailability.of(ledgers[each]) for each in conference_ids if each in ledgers]
 
 
+@dataclass(frozen=True)
+class ConferenceBookings:
+    """A page of the organizer's view of a conference (domain.listing)."""
+
+    conference: Conference
+    views: list[BookingView]
+    next_page_token: str  # empty on the last page
+
+
+@retries_on_conflict
+def list_conference_bookings(
+    uow: BookingUnitOfWork,
+    directory: ConferenceDirectory,
+    *,
+    conference_name: str,
+    status: Status | None,
+    after: Position | None,
+    page_size: int,
+    caller: Caller,
+) -> ConferenceBookings:
+    """The organizer's view of a conference, a page at a time: its owner or an admin only."""
+    conference = _managed_conference(uow, directory, conference_name, caller, "list its bookings")
+    with uow.autocommit():
+        # One more than the page: whether another page follows.
+        found = uow.bookings.of_conference(conference.conference_id, statuses_listed(status), after, page_size + 1)
+    page = found[:page_size]
+    next_token = page_token(page[-1][1]) if len(found) > page_size else ""
+    return ConferenceBookings(conference, [view for view, _ in page], next_token)
+
+
+def _managed_conference(
+    uow: BookingUnitOfWork, directory: ConferenceDirectory, name: str, caller: Caller, what: str
+) -> Conference:
+    """The conference, copied from the conference service if this is the first time; only for its
+    owner or an admin (NotConferenceOwner). ConferenceNotFound if there is no such conference."""
+    with uow.autocommit():
+        conference = uow.seats.find(name)
+    if conference is None:
+        conference = directory.by_name(name)
+        with uow.autocommit():
+            uow.seats.ensure(conference)
+    if not access.may_manage_conference(caller, conference.owner_subject):
+        raise NotConferenceOwner(conference.name, what)
+    return conference
+
+
 # --- promotion (called by the waitlist service) ------------------------------------
 
 
@@ -306,7 +390,13 @@ def offer_free_seats(uow: BookingUnitOfWork, conference_id: int, now: datetime, 
         deadline = offer_deadline(now, window, seats.conference)
         offers = [
             _move(
-                uow, booking, Status.CONFIRMATION_PENDING, now, reason=ChangeReason.SEAT_FREED, offer_deadline=deadline
+                uow,
+                booking,
+                Status.CONFIRMATION_PENDING,
+                now,
+                reason=ChangeReason.SEAT_FREED,
+                actor=SYSTEM_ACTOR,
+                offer_deadline=deadline,
             )
             for booking in uow.bookings.line_head(conference_id, seats.free)
         ]
@@ -318,14 +408,14 @@ def offer_free_seats(uow: BookingUnitOfWork, conference_id: int, now: datetime, 
 def expire_offer(uow: BookingUnitOfWork, booking_id: int, now: datetime) -> ExpiryOutcome:
     """Send an offer past its deadline to the end of the line; a no-op in any other case."""
     with uow:
-        found = _find(uow, booking_id)
+        found = _find(uow, booking_id, None)
         uow.seats.lock([found.conference.conference_id])
-        booking = _find(uow, booking_id, lock=True)
+        booking = _find(uow, booking_id, None, lock=True)
         outcome = expiry_outcome(booking, now)
         if outcome is ExpiryOutcome.RETURNED_TO_LINE:
-            _move(uow, booking, Status.WAITLISTED, now, reason=ChangeReason.OFFER_EXPIRED)
+            _move(uow, booking, Status.WAITLISTED, now, reason=ChangeReason.OFFER_EXPIRED, actor=SYSTEM_ACTOR)
         elif outcome is ExpiryOutcome.CANCELED:
-            _move(uow, booking, Status.CANCELED, now, reason=ChangeReason.OFFER_EXPIRED)
+            _move(uow, booking, Status.CANCELED, now, reason=ChangeReason.OFFER_EXPIRED, actor=SYSTEM_ACTOR)
         uow.commit()
     return outcome
 
@@ -352,17 +442,35 @@ def close_waitlist(uow: BookingUnitOfWork, conference_id: int, now: datetime) ->
 # --- shared steps ------------------------------------------------------------------
 
 
-def _find(uow: BookingUnitOfWork, booking_id: int, *, lock: bool = False) -> Booking:
-    booking = uow.bookings.get(booking_id, lock=lock)
-    if booking is None:
+def _readable_user(uow: BookingUnitOfWork, user_id: str, caller: Caller) -> User:
+    """The user, if the caller may read it; anyone else's answers as an unknown one."""
+    user = uow.users.get(user_id)
+    if user is None or not access.may_read_user(caller, user.subject):
+        raise UserNotFound(user_id)
+    return user
+
+
+def _visible(booking: Booking | None, booking_id: int, caller: Caller | None) -> Booking:
+    """The booking, if `caller` may see it (None: the system, which sees every booking); anyone
+    else's answers exactly as an unknown one."""
+    if booking is None or (
+        caller is not None
+        and not access.may_see_booking(
+            caller, user_subject=booking.user_subject, owner_subject=booking.conference.owner_subject
+        )
+    ):
         raise BookingNotFound(booking_id)
     return booking
 
 
-def _view(uow: BookingUnitOfWork, booking_id: int) -> BookingView:
+def _find(uow: BookingUnitOfWork, booking_id: int, caller: Caller | None, *, lock: bool = False) -> Booking:
+    return _visible(uow.bookings.get(booking_id, lock=lock), booking_id, caller)
+
+
+def _view(uow: BookingUnitOfWork, booking_id: int, caller: Caller | None) -> BookingView:
     view = uow.bookings.view(booking_id)
-    if view is None:
-        raise BookingNotFound(booking_id)
+    _visible(view.booking if view else None, booking_id, caller)
+    assert view is not None
     return view
 
 
@@ -380,12 +488,13 @@ def _lock_for_change(
 
 
 def _cancel_overlapping(
-    uow: BookingUnitOfWork, confirmed: Booking, neighbours: Sequence[Booking], now: datetime
+    uow: BookingUnitOfWork, confirmed: Booking, neighbours: Sequence[Booking], now: datetime, actor: Actor
 ) -> None:
-    """A confirmed booking cancels the user's waiting and pending bookings that overlap it."""
+    """A confirmed booking cancels the user's waiting and pending bookings that overlap it; the
+    one who confirmed (or booked) caused that too."""
     for other in neighbours:
         if other.booking_id != confirmed.booking_id:
-            _move(uow, other, Status.CANCELED, now, reason=ChangeReason.OVERLAP)
+            _move(uow, other, Status.CANCELED, now, reason=ChangeReason.OVERLAP, actor=actor)
 
 
 def _move(
@@ -395,6 +504,7 @@ def _move(
     now: datetime,
     *,
     reason: ChangeReason,
+    actor: Actor,
     offer_deadline: datetime | None = None,
 ) -> Booking:
     """Move one booking, and record in the outbox what the move means to others.
@@ -403,9 +513,9 @@ def _move(
     event: a seat released before the start is owed to the line (`reason` says
     why it was released), a new offer must be watched, an ended one no longer.
     The booking's own event (its history, webhooks, streams) is written by the
-    database with the move, carrying `reason`.
+    database with the move, carrying `reason` and `actor`.
     """
-    moved = uow.bookings.move(booking, target, reason=reason, offer_deadline=offer_deadline)
+    moved = uow.bookings.move(booking, target, reason=reason, actor=actor, offer_deadline=offer_deadline)
     conference_id = booking.conference.conference_id
     if seat_change(booking.status, target) < 0 and not booking.conference.has_started(now):
         uow.outbox.add(
@@ -440,6 +550,7 @@ def _move(
 # Why a seat was released, as the waitlist service is told (a confirmation releases none).
 _RELEASE_REASONS = {
     ChangeReason.USER: Reason.REASON_CANCELED,
+    ChangeReason.ORGANIZER: Reason.REASON_CANCELED,
     ChangeReason.OFFER_EXPIRED: Reason.REASON_OFFER_EXPIRED,
     ChangeReason.OVERLAP: Reason.REASON_OVERLAP_REMOVED,
     ChangeReason.SEAT_FREED: Reason.REASON_UNSPECIFIED,
@@ -464,16 +575,17 @@ class WatchStart:
 
 
 @retries_on_conflict
-def watch_from(uow: BookingUnitOfWork, booking_id: int, after_event_id: str | None) -> WatchStart:
+def watch_from(uow: BookingUnitOfWork, booking_id: int, after_event_id: str | None, caller: Caller) -> WatchStart:
     """The booking now, and the point in its history the changes to send start after.
 
     Without `after_event_id`, that is the last event the booking now reflects;
-    with it, that event, which must be one of the booking's.
+    with it, that event, which must be one of the booking's. Only for whoever may see the booking:
+    the changes that follow (changes_after) are read for the booking this allowed.
     """
     with uow.autocommit():
         found = uow.bookings.view_and_latest_event(booking_id)
-        if found is None:
-            raise BookingNotFound(booking_id)
+        _visible(found[0].booking if found else None, booking_id, caller)
+        assert found is not None
         view, latest_sequence, latest_id = found
         if after_event_id is None:
             return WatchStart(view, latest_id, latest_sequence)

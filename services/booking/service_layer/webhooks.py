@@ -1,14 +1,20 @@
-"""Webhook use cases: subscribing, listing, unsubscribing; and the steps of sending what is owed."""
+"""Webhook use cases: subscribing, listing, unsubscribing; and the steps of sending what is owed.
+
+A subscription is its creator's alone: nobody else lists or deletes it (another's answers as an
+unknown one, even to an admin), and it delivers only what its creator may read (domain.access),
+which the database decides as it makes each event's deliveries (migration 0008)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from confbook_common.auth.caller import Caller
 from confbook_common.db import retries_on_conflict
 from services.booking.adapters.conference_directory import ConferenceDirectory
 from services.booking.adapters.receiver_addresses import refuse_internal
 from services.booking.adapters.webhook_store import ClaimedDelivery, Receiver
+from services.booking.domain import access
 from services.booking.domain.errors import TooManyWebhooks, WebhookNotFound
 from services.booking.domain.events import BookingEvent, EventType
 from services.booking.domain.webhooks import WEBHOOKS_MAX, RetryPolicy, Webhook, new_secret
@@ -25,8 +31,9 @@ def create_webhook(
     event_types: tuple[EventType, ...] | None,
     conference_name: str | None,
     refuse_internal_addresses: bool,
+    caller: Caller,
 ) -> Webhook:
-    """A new subscription with its own signing secret; a named conference must exist."""
+    """A new subscription of the caller's, with its own signing secret; a named conference must exist."""
     if refuse_internal_addresses:
         refuse_internal(url)
     conference = directory.by_name(conference_name) if conference_name is not None else None
@@ -36,21 +43,28 @@ def create_webhook(
             raise TooManyWebhooks(WEBHOOKS_MAX)
         if conference is not None:
             uow.seats.ensure(conference)  # the filter refers to this service's copy
-        webhook = uow.webhooks.add(url, event_types, conference.conference_id if conference else None, new_secret())
+        webhook = uow.webhooks.add(
+            url,
+            event_types,
+            conference.conference_id if conference else None,
+            new_secret(),
+            owner_subject=caller.subject,
+            sees_everything=access.webhook_sees_everything(caller),
+        )
         uow.commit()
     return webhook
 
 
 @retries_on_conflict
-def list_webhooks(uow: BookingUnitOfWork) -> list[Webhook]:
+def list_webhooks(uow: BookingUnitOfWork, caller: Caller) -> list[Webhook]:
     with uow.autocommit():
-        return uow.webhooks.all()
+        return uow.webhooks.of_owner(caller.subject)
 
 
 @retries_on_conflict
-def delete_webhook(uow: BookingUnitOfWork, webhook_id: str) -> None:
+def delete_webhook(uow: BookingUnitOfWork, webhook_id: str, caller: Caller) -> None:
     with uow:
-        if not uow.webhooks.remove(webhook_id):
+        if not uow.webhooks.remove(webhook_id, owner_subject=caller.subject):
             raise WebhookNotFound(webhook_id)
         uow.commit()
 
