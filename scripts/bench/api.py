@@ -16,6 +16,8 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from confbook.booking.v1 import booking_pb2, booking_pb2_grpc
+from scripts.bench import tokens
+from scripts.bench.tokens import Signer
 from services.booking.adapters.tables import bookings
 
 POLL_SECONDS = 0.02
@@ -50,10 +52,34 @@ class Placement:
 
 
 class Gateway:
-    """The HTTP API, with shortcuts that create uniquely named conferences and users."""
+    """The HTTP API, with shortcuts that create uniquely named conferences and users.
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    Each request carries the token of whoever would make it: an organizer creates the conferences (and owns
+    them), each user is created by and books as its own subject, a booking is canceled by its user's subject,
+    and the bench's own reads for its checks are an admin's. Reading a conference is public.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, signer: Signer) -> None:
         self._http = http
+        self._signer = signer
+        self._organizer = bearer(signer.token(tokens.ORGANIZER, "organizer"))
+        self._admin = bearer(signer.token(tokens.ADMIN, "admin"))
+        self._users: dict[str, dict[str, str]] = {}
+        self._holders: dict[int, str] = {}  # booking id -> its user, for the bookings made here
+
+    def as_user(self, user_id: str) -> dict[str, str]:
+        """The headers of the user's own requests: every bench user belongs to the subject named like it."""
+        if user_id not in self._users:
+            self._users[user_id] = bearer(self._signer.token(user_id))
+        return self._users[user_id]
+
+    def as_holder(self, booking_id: int) -> dict[str, str]:
+        """The headers of the booking's own user if it was booked here, else an admin's."""
+        user_id = self._holders.get(booking_id)
+        return self.as_user(user_id) if user_id else self._admin
+
+    def as_admin(self) -> dict[str, str]:
+        return self._admin
 
     async def create_conference(self, slots: int, start: datetime | None = None) -> str:
         return str((await self.new_conference(slots, start))["name"])
@@ -71,27 +97,35 @@ class Gateway:
             "slots": slots,
             "topics": ["Benchmarks"],
         }
-        return _expect(await self._http.post("/conference", json=body), 201)
+        return _expect(await self._http.post("/conference", json=body, headers=self._organizer), 201)
 
     async def create_user(self) -> str:
         user_id = new_user_id()
-        _expect(await self._http.post("/user", json={"user_id": user_id, "topics": ["Benchmarks"]}), 201)
+        body = {"user_id": user_id, "topics": ["Benchmarks"]}
+        _expect(await self._http.post("/user", json=body, headers=self.as_user(user_id)), 201)
         return user_id
 
     async def book(self, conference: str, user_id: str) -> Placement:
-        body = _expect(await self._http.post("/book", json={"name": conference, "user_id": user_id}), 201)
+        request = {"name": conference, "user_id": user_id}
+        body = _expect(await self._http.post("/book", json=request, headers=self.as_user(user_id)), 201)
+        self._holders[body["booking_id"]] = user_id
         return Placement(body["booking_id"], body["status"], body["waitlist_position"])
 
     async def booking(self, booking_id: int) -> dict[str, Any]:
-        return _expect(await self._http.get(f"/booking/{booking_id}"), 200)
+        """The booking as an admin reads it: the bench's checks read bookings of many users."""
+        return _expect(await self._http.get(f"/booking/{booking_id}", headers=self._admin), 200)
 
     async def cancel(self, booking_id: int, *, already_canceled_is_fine: bool = False) -> None:
-        response = await self._http.post("/cancel", json={"booking_id": booking_id})
+        response = await self._http.post("/cancel", json={"booking_id": booking_id}, headers=self.as_holder(booking_id))
         if not (already_canceled_is_fine and response.status_code == 409):
             _expect(response, 200)
 
     async def conference(self, name: str) -> dict[str, Any]:
         return _expect(await self._http.get(f"/conference/{name}"), 200)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def _expect(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -113,10 +147,13 @@ def new_user_id() -> str:
     return f"bench{uuid.uuid4().hex[:16]}"
 
 
-async def grpc_book(stub: booking_pb2_grpc.BookingServiceAsyncStub, conference: str, user_id: str) -> Placement:
+async def grpc_book(
+    stub: booking_pb2_grpc.BookingServiceAsyncStub, conference: str, user_id: str, token: str
+) -> Placement:
     request = booking_pb2.BookRequest(conference_name=conference, user_id=user_id)
+    metadata = (("authorization", f"Bearer {token}"),)
     try:
-        reply = await stub.Book(request, timeout=REQUEST_TIMEOUT_SECONDS)
+        reply = await stub.Book(request, timeout=REQUEST_TIMEOUT_SECONDS, metadata=metadata)
     except grpc.aio.AioRpcError as error:
         raise RequestFailed(f"Book: gRPC {error.code().name} {error.details()}") from error
     booking = reply.booking
@@ -197,11 +234,12 @@ class BookingTable:
 
 @dataclass(frozen=True)
 class Connections:
-    """The three ways in: the gateway over HTTP, the booking service over gRPC, and its table."""
+    """The three ways in: the gateway over HTTP, the booking service over gRPC, and its table; and the tokens."""
 
     gateway: Gateway
     booking: booking_pb2_grpc.BookingServiceAsyncStub
     table: BookingTable
+    signer: Signer
 
 
 def seconds_between(earlier: datetime, later: datetime) -> float:

@@ -4,8 +4,9 @@
   or join the line, look for the user's overlapping bookings, insert the booking under the same constraints,
   commit), from
   Python threads with a connection each, in a scratch schema of the bench's own database.
-- The framework floor: the real gateway in front of a gRPC server that answers GetBooking with a constant, so
-  every cost of the HTTP and gRPC path is there and none of the service's work.
+- The framework floor: the real gateway, without its token check, in front of a gRPC server that answers
+  GetBooking with a constant, so every cost of the HTTP and gRPC path but the token's is there and none of the
+  service's work. For information, the same with the gateway's token check.
 """
 
 from __future__ import annotations
@@ -228,19 +229,23 @@ FLOOR_SERVER = "bench-floor"
 
 @dataclass
 class Floor:
-    """The real gateway, on a port of its own, with every service's address pointing at the no-op server."""
+    """The real gateway, on a port of its own, with every service's address pointing at the no-op server.
+
+    Without its token check (scripts/bench/floor_gateway.py) unless `checks_tokens`: then it is the product's
+    gateway itself, which needs a token of the stack's issuer on every request to the no-op server."""
 
     environment: Mapping[str, str]
     log_dir: Path
     gateway_port: int
     grpc_port: int
+    checks_tokens: bool = False
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @classmethod
-    def beside(cls, stack: Stack, log_dir: Path) -> Floor:
-        """The product gateway's environment (WORKERS and the like included), with the floor's ports."""
+    def beside(cls, stack: Stack, log_dir: Path, *, checks_tokens: bool = False) -> Floor:
+        """The product gateway's environment (WORKERS, the issuer and the like included), with the floor's ports."""
         gateway_port, grpc_port = infra.free_ports(2)
-        return cls(stack.env(), log_dir, gateway_port, grpc_port)
+        return cls(stack.env(), log_dir, gateway_port, grpc_port, checks_tokens)
 
     @property
     def base_url(self) -> str:
@@ -258,7 +263,11 @@ class Floor:
             self.log_dir,
             argv=[sys.executable, "-m", "scripts.bench.floor_server", str(self.grpc_port)],
         )
-        self.processes["gateway"] = launch("gateway", env, self.log_dir)
+        if self.checks_tokens:
+            self.processes["gateway"] = launch("gateway", env, self.log_dir, log_name="gateway-checking-tokens")
+        else:
+            argv = [sys.executable, "-m", "scripts.bench.floor_gateway"]
+            self.processes["gateway"] = launch("gateway", env, self.log_dir, argv=argv)
         # /readyz asks every "service" for its health: here, three times the no-op server's.
         wait_until_ready(self.base_url, self.processes, self.log_dir)
 

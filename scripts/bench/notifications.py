@@ -34,11 +34,13 @@ async def sse_events(response: httpx.Response) -> AsyncIterator[dict[str, str]]:
             event[field] = value.removeprefix(" ")
 
 
-async def hold_stream(http: httpx.AsyncClient, booking_id: int, opened: asyncio.Event) -> None:
+async def hold_stream(
+    http: httpx.AsyncClient, booking_id: int, credentials: dict[str, str], opened: asyncio.Event
+) -> None:
     """One background watcher, as a client would keep it: reconnect from its last event whenever a stream ends."""
     last_id: str | None = None
     while True:
-        headers = {"Last-Event-ID": last_id} if last_id else {}
+        headers = {**credentials, "Last-Event-ID": last_id} if last_id else credentials
         with contextlib.suppress(httpx.HTTPError):
             async with http.stream("GET", f"/booking/{booking_id}/events", headers=headers) as response:
                 async for event in sse_events(response):
@@ -64,7 +66,7 @@ async def told_delays(
     gateway = connections.gateway
     conference = await gateway.create_conference(slots=1)
     holder, head, second = await book_in_order(gateway, conference, 3)
-    async with http.stream("GET", f"/booking/{head}/events") as response:
+    async with http.stream("GET", f"/booking/{head}/events", headers=gateway.as_holder(head)) as response:
         events = sse_events(response)
         await anext(events)  # the booking now
         received_before = len(receiver.received)
@@ -91,16 +93,20 @@ async def bench_notifications(connections: Connections, base_url: str, options: 
     receiver = WebhookReceiver().start()
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as http:
-        subscribed = await http.post("/webhooks", json={"url": receiver.url, "events": ["booking.offered"]})
-        webhook_id = subscribed.json()["webhook_id"]
         gateway = connections.gateway
+        # An admin's, so that it is sent every booking's offer (a webhook gets only what its creator may read).
+        subscription = {"url": receiver.url, "events": ["booking.offered"]}
+        subscribed = await http.post("/webhooks", json=subscription, headers=gateway.as_admin())
+        webhook_id = subscribed.json()["webhook_id"]
         background = await gateway.create_conference(slots=1)
         quiet = await booking_seconds(connections, background, BOOKINGS_TIMED)
         watched = await book_in_order(gateway, background, min(streams, 50))
         openings = [asyncio.Event() for _ in range(streams)]
         holders = [
-            asyncio.create_task(hold_stream(http, watched[index % len(watched)], opened))
-            for index, opened in enumerate(openings)
+            asyncio.create_task(hold_stream(http, booking_id, gateway.as_holder(booking_id), opened))
+            for booking_id, opened in zip(
+                (watched[index % len(watched)] for index in range(streams)), openings, strict=True
+            )
         ]
         try:
             await asyncio.wait_for(asyncio.gather(*(opened.wait() for opened in openings)), 60)
@@ -110,7 +116,7 @@ async def bench_notifications(connections: Connections, base_url: str, options: 
             for task in holders:
                 task.cancel()
             await asyncio.gather(*holders, return_exceptions=True)
-            await http.delete(f"/webhooks/{webhook_id}")
+            await http.delete(f"/webhooks/{webhook_id}", headers=gateway.as_admin())
             receiver.stop()
     on_stream = [stream for stream, _ in trials]
     at_webhook = [webhook for _, webhook in trials]

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts.bench import ceilings, seed, wrk
+from scripts.bench import ceilings, seed, tokens, wrk
 from scripts.bench.api import (
     CONFIRMED,
     WAITLISTED,
@@ -69,6 +69,17 @@ class Bench:
     def half_load(self, full: wrk.Result) -> wrk.Load:
         return self.load.paced(full.per_second)
 
+    def user_tokens(self, prefix: str, users: int) -> dict[int, Path]:
+        """The token files of a scenario's two runs, by the first user of each: line k of a run's file is its
+        user `prefix<first + k>`'s own token."""
+        progress(f"signing a token for each of the {users:,} users {prefix}0..")
+        signed = self.connections.signer.tokens(seed.user_ids(prefix, users))
+        files = {}
+        for first in (0, users // 2):
+            files[first] = self.work_dir / f"{prefix}{first}.tokens"
+            tokens.write_tokens(files[first], signed[first : first + users // 2])
+        return files
+
     async def raw_sql(self, conferences: int, slots: int) -> SqlRun:
         progress(f"raw-SQL ceiling: {self.options.sql_threads} threads, {conferences} conference(s)")
         return await ceilings.raw_sql(
@@ -86,32 +97,36 @@ class Bench:
 # --- 1: booking ----------------------------------------------------------------------------------------------------
 
 
-async def bench_bookings(bench: Bench) -> int:
+async def bench_bookings(bench: Bench) -> Booked:
     """(a) and (b); returns a confirmed booking of (a) for (c) to read."""
     o = bench.options
     bench.report.add(
         "## 1. Booking over HTTP",
         "",
         f"`POST /book` from wrk, {o.connections} connections with one request in flight each, {o.duration} s a run, "
-        "every request as a user of its own (inserted beforehand). The half-load run follows at half the rate "
+        "every request as a user of its own (inserted beforehand) with that user's own access token (signed "
+        "beforehand by the stack's issuer's key; each is new to the gateway and to the booking service, so both "
+        "check its signature). The half-load run follows at half the rate "
         "the full one reached. Above them, the raw-SQL booking transaction on the same PostgreSQL "
         f"({o.sql_threads} Python threads with a connection each, {o.duration} s).",
         "",
     )
-    booking_id = await spread(bench)
+    booking = await spread(bench)
     await one_conference(bench)
-    return booking_id
+    return booking
 
 
-async def spread(bench: Bench) -> int:
+async def spread(bench: Bench) -> Booked:
     o, gateway, report = bench.options, bench.connections.gateway, bench.report
     names = [f"Bench spread {n}" for n in range(o.conferences)]
     progress(f"(a): creating {o.conferences} conferences and inserting {o.users} users")
     ids = await seed.create_conferences(gateway, names, SPREAD_SEATS)
     seed.insert_users(bench.infrastructure.database_url, seed.user_ids("wa", o.users))
+    token_files = bench.user_tokens("wa", o.users)
     ceiling = await bench.raw_sql(o.conferences, SPREAD_SEATS)
     full, half = await bench.full_and_half(
-        "(a) POST /book spread", lambda first: wrk.book_script(names, "wa", first, o.users // 2, o.threads)
+        "(a) POST /book spread",
+        lambda first: wrk.book_script(names, "wa", first, o.users // 2, o.threads, token_files[first]),
     )
     report.add(
         f"### (a) Spread over {o.conferences:,} conferences",
@@ -129,7 +144,7 @@ async def spread(bench: Bench) -> int:
     await _check_conferences(bench, {name: ids[name] for name in names[:SAMPLE_CONFERENCES]}, rows, SPREAD_SEATS)
     report.add("")
     report.target(_rate_target("(a) POST /book, spread", full, ceiling, "raw SQL", 0.25))
-    confirmed = [row.booking_id for row in rows if row.status == CONFIRMED]
+    confirmed = [row for row in rows if row.status == CONFIRMED]
     if not confirmed:
         raise BenchError("(a) confirmed no booking at all, so (c) has none to read")
     return confirmed[0]
@@ -141,11 +156,14 @@ async def one_conference(bench: Bench) -> None:
     progress(f"(b): creating 2 conferences and inserting {o.users} users")
     ids = await seed.create_conferences(gateway, names, o.seats)
     seed.insert_users(bench.infrastructure.database_url, seed.user_ids("wb", o.users))
+    token_files = bench.user_tokens("wb", o.users)
     ceiling = await bench.raw_sql(1, o.seats)
     full, half = await bench.full_and_half(
         "(b) POST /book one conference",
         # The half-load run books a conference of its own, so that it starts from an empty line too.
-        lambda first: wrk.book_script([names[1] if first else names[0]], "wb", first, o.users // 2, o.threads),
+        lambda first: wrk.book_script(
+            [names[1] if first else names[0]], "wb", first, o.users // 2, o.threads, token_files[first]
+        ),
     )
     report.add(
         f"### (b) Everybody on one conference of {o.seats} seats",
@@ -190,63 +208,95 @@ async def _settled_rows(bench: Bench, conference_ids: list[int]) -> list[Booked]
 # --- 2: reading a booking ------------------------------------------------------------------------------------------
 
 
-async def bench_reads(bench: Bench, booking_id: int) -> None:
+@dataclass(frozen=True)
+class Reads:
+    """What (c) measured, for the section on tokens: the floor, the floor with the token checked, and (c)."""
+
+    floor: wrk.Result
+    floor_checking_tokens: wrk.Result
+    product: wrk.Result
+
+
+async def bench_reads(bench: Bench, booking: Booked) -> Reads:
     o = bench.options
     bench.report.add(
         "## 2. Reading a booking over HTTP",
         "",
-        f"`GET /booking/{{id}}` from wrk, {o.connections} connections, {o.duration} s a run. The ceiling is the "
-        "framework floor: the real gateway, started on a port of its own with the product's environment, in "
-        "front of a gRPC server (the services' own runtime) whose GetBooking answers a constant booking.",
+        f"`GET /booking/{{id}}` from wrk, {o.connections} connections, {o.duration} s a run, with the token of the "
+        "booking's own user (the same token over and over: after its first request, the gateway and the booking "
+        "service each find it among the tokens they verified). The ceiling is the framework floor: the real "
+        "gateway, started on a port of its own with the product's environment but without its token check "
+        "(`scripts/bench/floor_gateway.py`; no token is sent), in front of a gRPC server (the services' own "
+        "runtime) whose GetBooking answers a constant booking.",
         "",
     )
-    await read_one(bench, booking_id, await framework_floor(bench))
+    reads = await read_one(bench, booking, await framework_floor(bench))
     await read_line(bench)
+    return reads
 
 
-async def framework_floor(bench: Bench) -> wrk.Result:
-    progress("framework floor: the gateway in front of a no-op GetBooking")
-    floor = Floor.beside(bench.stack, bench.stack.log_dir / "floor")
+async def framework_floor(bench: Bench, token: str | None = None) -> wrk.Result:
+    """The floor's GET /booking/1; with a token, through the gateway's own token check."""
+    label = "the gateway's token check included" if token else "no token"
+    progress(f"framework floor: the gateway in front of a no-op GetBooking, {label}")
+    checks_tokens = token is not None
+    name = "floor-checking-tokens" if checks_tokens else "floor"
+    floor = Floor.beside(bench.stack, bench.stack.log_dir / "floor", checks_tokens=checks_tokens)
     try:
         floor.start()
-        return await wrk.run(floor.base_url, bench.load, wrk.get_script("/booking/1"), bench.work_dir / "floor.lua")
+        script = wrk.get_script("/booking/1", token)
+        return await wrk.run(floor.base_url, bench.load, script, bench.work_dir / f"{name}.lua")
     finally:
         floor.stop()
 
 
-async def read_one(bench: Bench, booking_id: int, floor: wrk.Result) -> None:
-    report = bench.report
-    script = wrk.get_script(f"/booking/{booking_id}")
+async def read_one(bench: Bench, booking: Booked, floor: wrk.Result) -> Reads:
+    report, booking_id = bench.report, booking.booking_id
+    token = bench.connections.signer.token(booking.user_id)
+    script = wrk.get_script(f"/booking/{booking_id}", token)
     full = await bench.drive("(c) GET /booking", script, bench.load)
     half = (
         await bench.drive("(c) GET /booking at half load", script, bench.half_load(full)) if full.per_second else None
     )
-    report.add("### (c) One booking", "", f"Booking {booking_id}, a confirmed one of (a), over and over.")
+    checking = await framework_floor(bench, token)
+    report.add(
+        "### (c) One booking",
+        "",
+        f"Booking {booking_id}, a confirmed one of (a), over and over, as its user {booking.user_id}. Last, for "
+        "information, the floor again with the gateway's own token check (the product's gateway in front of the "
+        "no-op server, the same token on every request).",
+    )
     rows = [floor.rate("framework floor (ceiling)", bench.load), full.rate("GET /booking/{id}", bench.load)]
     if half:
         rows.append(half.rate("GET /booking/{id} at half load", bench.half_load(full)))
+    rows.append(checking.rate("framework floor, the token checked", bench.load))
     report.rates(rows)
     _check_run(report, "the framework floor", floor)
     _check_runs(report, full, half)
+    _check_run(report, "the framework floor with the token checked", checking)
     report.add("")
     report.target(_rate_target("(c) GET /booking/{id}", full, floor, "framework floor", 0.50))
+    return Reads(floor, checking, full)
 
 
 async def read_line(bench: Bench) -> None:
     o, report = bench.options, bench.report
-    placements, seconds = await build_line(bench)
+    placements, seconds, users = await build_line(bench)
     head, last = _line_ends(placements, o.line)
     # Measured again: building the line takes minutes, and the machine's other load moves meanwhile.
     floor = await framework_floor(bench)
-    head_run = await bench.drive("(d) GET /booking head of the line", wrk.get_script(f"/booking/{head}"), bench.load)
-    last_run = await bench.drive("(d) GET /booking last of the line", wrk.get_script(f"/booking/{last}"), bench.load)
+    head_script = wrk.get_script(f"/booking/{head}", _token_of(bench, users.get(head)))
+    last_script = wrk.get_script(f"/booking/{last}", _token_of(bench, users.get(last)))
+    head_run = await bench.drive("(d) GET /booking head of the line", head_script, bench.load)
+    last_run = await bench.drive("(d) GET /booking last of the line", last_script, bench.load)
     report.add(
         f"### (d) The head and the last of a line of {o.line:,}",
         "",
         f"A one-seat conference; {o.line + 1:,} users (inserted beforehand) book it through "
-        f"BookingService/Book from {BUILD_CLIENTS} concurrent gRPC clients, untimed: that took {seconds:.1f} s "
-        f"({len(placements) / seconds:,.0f} bookings/s). Then the framework floor again, and `GET /booking/{{id}}` "
-        f"of the head of the line (booking {head}) and of the last in it (booking {last}).",
+        f"BookingService/Book from {BUILD_CLIENTS} concurrent gRPC clients with an admin's token, untimed: that "
+        f"took {seconds:.1f} s ({len(placements) / seconds:,.0f} bookings/s). Then the framework floor again, and "
+        f"`GET /booking/{{id}}` of the head of the line (booking {head}) and of the last in it (booking {last}), "
+        "each as its own user.",
     )
     report.rates(
         [
@@ -266,19 +316,26 @@ async def read_line(bench: Bench) -> None:
     report.target(_rate_target("(d) head of the line", head_run, floor, "framework floor", None))
 
 
-async def build_line(bench: Bench) -> tuple[list[Placement], float]:
+def _token_of(bench: Bench, user_id: str | None) -> str:
+    """The user's own token; an admin's for a booking nobody got (its reads then fail the checks as before)."""
+    signer = bench.connections.signer
+    return signer.token(user_id) if user_id else signer.token(tokens.ADMIN, "admin")
+
+
+async def build_line(bench: Bench) -> tuple[list[Placement], float, dict[int, str]]:
     """A one-seat conference and a line of --line behind it, booked for real over gRPC: untimed, but the seconds
-    it took are reported."""
+    it took are reported. With the user of each booking."""
     o, name = bench.options, "Bench long line"
-    await bench.connections.gateway.new_conference(1, name=name)
+    conference = await bench.connections.gateway.new_conference(1, name=name)
     users = seed.user_ids("wd", o.line + 1)
     seed.insert_users(bench.infrastructure.database_url, users)
     progress(f"(d): booking a line of {o.line:,} over gRPC from {BUILD_CLIENTS} clients (untimed)")
+    admin = bench.connections.signer.token(tokens.ADMIN, "admin")
     done = 0
 
     async def book(user: str) -> Placement:
         nonlocal done
-        placement = await settle(grpc_book(bench.connections.booking, name, user))
+        placement = await settle(grpc_book(bench.connections.booking, name, user, admin))
         done += 1
         if done % BUILD_PROGRESS_EVERY == 0:
             progress(f"(d): {done:,} of {len(users):,} booked")
@@ -286,7 +343,9 @@ async def build_line(bench: Bench) -> tuple[list[Placement], float]:
 
     started = time.perf_counter()
     placements = (await concurrently(book, users, BUILD_CLIENTS)).results
-    return placements, time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    booked = bench.connections.table.of_conferences([conference["conference_id"]])
+    return placements, seconds, {row.booking_id: row.user_id for row in booked}
 
 
 def _line_ends(placements: Sequence[Placement], line: int) -> tuple[int, int]:

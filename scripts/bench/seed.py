@@ -1,5 +1,6 @@
 """Untimed setup. Users go straight into booking.users, bypassing the API: creating tens of thousands through
-it would take minutes. Conferences are created through the API, since the booking service learns of them there."""
+it would take minutes. Conferences are created through the API (by the bench's organizer), since the booking
+service learns of them there."""
 
 from __future__ import annotations
 
@@ -20,12 +21,13 @@ def user_ids(prefix: str, count: int) -> list[str]:
 
 
 def insert_users(database_url: str, ids: Sequence[str]) -> None:
-    """COPY the users in, with the owner account: one statement however many there are."""
-    rows = io.StringIO("".join(f"{user_id}\t{{Benchmarks}}\n" for user_id in ids))
+    """COPY the users in, with the owner account: one statement however many there are. Each belongs to the
+    subject named like it, as if that subject's token had created it (scripts/bench/tokens.py)."""
+    rows = io.StringIO("".join(f"{user_id}\t{{Benchmarks}}\t{user_id}\n" for user_id in ids))
     connection = infra.connect_postgres(make_url(database_url))
     try:
         with connection, connection.cursor() as cursor:
-            cursor.copy_expert("COPY booking.users (user_id, topics) FROM STDIN", rows)
+            cursor.copy_expert("COPY booking.users (user_id, topics, subject) FROM STDIN", rows)
     finally:
         connection.close()
 

@@ -20,6 +20,8 @@ _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _TIME = r"([\d.]+)(us|ms|s|m|h)"
 # Names go into the script as Lua string literals; these characters need no escaping there.
 _PLAIN = re.compile(r"^[A-Za-z0-9 /]*$")
+_PATH = re.compile(r"^[A-Za-z0-9 /._+-]*$")
+_TOKEN = re.compile(r"^[A-Za-z0-9._-]+$")  # a JWT: three base64url parts
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class Result:
 # --- the scripts ----------------------------------------------------------------------------------------------
 
 # Each thread has a Lua state of its own; setup() runs in the main state once per thread and gives it an index,
+# init() then runs in the thread's state (before any clock starts) and calls the body's prepare() if it has one,
 # and done() adds up what the threads counted.
 _COUNTING = """\
 local threads = {}
@@ -84,6 +87,7 @@ function init(args)
   exhausted = 0
   sample = ""
   used = 0
+  if prepare then prepare() end
 end
 
 function response(status, headers, body)
@@ -109,28 +113,46 @@ end
 _BOOK = """\
 local prefix, first, per_thread = {prefix}, {first}, {per_thread}
 local conferences = {{{conferences}}}
+local token_file = {token_file}
 local headers = {{["Content-Type"] = "application/json"}}
+local tokens = {{}}
 
--- Thread i books as users prefix(first + i * per_thread) onwards, so no two requests share a user.
+-- Line k of the token file is user prefix(first + k)'s token: this thread's share, read before the clock starts.
+function prepare()
+  local skip, line_number = index * per_thread, 0
+  for line in io.lines(token_file) do
+    if line_number >= skip + per_thread then break end
+    if line_number >= skip then tokens[#tokens + 1] = line end
+    line_number = line_number + 1
+  end
+end
+
+-- Thread i books as users prefix(first + i * per_thread) onwards, so no two requests share a user; each request
+-- carries its user's own token.
 function request()
   local n = first + index * per_thread + used
   local user = prefix .. n
+  local token = tokens[used + 1]
   if used >= per_thread then
-    -- Out of users: a name nobody has, answered 404, so the shortage shows as errors rather than as reuse.
+    -- Out of users: a name nobody has, under the thread's first token, refused, so that the shortage shows as
+    -- errors rather than as reuse (and not as failed authentications, which the gateway would count).
     exhausted = exhausted + 1
     user = prefix .. "x" .. index .. "x" .. used
+    token = tokens[1]
   end
   used = used + 1
   local name = conferences[(n % #conferences) + 1]
+  headers["Authorization"] = "Bearer " .. token
   return wrk.format("POST", "/book", headers, '{{"name": "' .. name .. '", "user_id": "' .. user .. '"}}')
 end
 """
 
 _GET = """\
 local path = {path}
+local headers = {{{authorization}}}
 
 function request()
-  return wrk.format("GET", path)
+  return wrk.format("GET", path, headers)
 end
 """
 
@@ -151,22 +173,43 @@ end
 """
 
 
-def book_script(conferences: list[str], prefix: str, first: int, users: int, threads: int) -> str:
+def book_script(conferences: list[str], prefix: str, first: int, users: int, threads: int, token_file: Path) -> str:
     """POST /book round the conferences, each request as a user of its own: prefix<first> to prefix<first+users-1>,
-    shared out between the threads in disjoint ranges."""
+    shared out between the threads in disjoint ranges, each with its own token: line k of `token_file` is the
+    token of prefix<first+k>."""
     names = ", ".join(_lua_string(name) for name in conferences)
     per_thread = users // threads
-    return _BOOK.format(prefix=_lua_string(prefix), first=first, per_thread=per_thread, conferences=names)
+    return _BOOK.format(
+        prefix=_lua_string(prefix),
+        first=first,
+        per_thread=per_thread,
+        conferences=names,
+        token_file=_lua_path(token_file),
+    )
 
 
-def get_script(path: str) -> str:
-    return _GET.format(path=_lua_string(path))
+def get_script(path: str, token: str | None = None) -> str:
+    """GET `path` over and over, with `token` as its bearer token if given."""
+    authorization = f'["Authorization"] = {_lua_token(token)}' if token else ""
+    return _GET.format(path=_lua_string(path), authorization=authorization)
 
 
 def _lua_string(text: str) -> str:
     if not _PLAIN.match(text):
         raise ValueError(f"{text!r} would need escaping in Lua")
     return json.dumps(text)
+
+
+def _lua_path(path: Path) -> str:
+    if not _PATH.match(str(path)):
+        raise ValueError(f"{str(path)!r} would need escaping in Lua")
+    return json.dumps(str(path))
+
+
+def _lua_token(token: str) -> str:
+    if not _TOKEN.match(token):
+        raise ValueError("a token that is not a JWT would need escaping in Lua")
+    return json.dumps(f"Bearer {token}")
 
 
 def _full_script(body: str, load: Load) -> str:

@@ -1,5 +1,6 @@
-"""The benchmark end to end in its quick form: it runs on a private stack of its own, every check passes, and the
-report leads with the table of figures against their ceilings."""
+"""The benchmark end to end in its quick form: it runs on a private stack of its own, every request with a token,
+every check passes, the report leads with the table of figures against their ceilings and says what a token check
+costs."""
 
 from __future__ import annotations
 
@@ -53,3 +54,7 @@ def test_quick_bench_passes_its_checks_and_leads_with_the_ratio_table() -> None:
     rows = [line for line in table if line.startswith("| (")]
     assert [row.removeprefix("| ")[:3] for row in rows] == FIGURES
     assert all(row.endswith(("| PASS |", "| FAIL |", "| — |")) for row in rows), rows
+    # What a token check costs, in process and over HTTP.
+    tokens = next(section for section in sections if section.startswith("Checking a token"))
+    assert "| a token never seen: signature and claims checked | 1,000 |" in tokens, tokens
+    assert "| framework floor, the token checked |" in tokens, tokens
