@@ -107,7 +107,7 @@ waitlist_tree = Table(
 )
 
 # One row per booking change, written by a trigger on `bookings` in the change's own transaction
-# (migrations 0004, 0006): each booking's history, which streams resume from and webhooks deliver.
+# (migrations 0004, 0006, 0008): each booking's history, which streams resume from and webhooks deliver.
 booking_events = Table(
     "booking_events",
     metadata,

@@ -27,7 +27,7 @@ EVENT_TYPE_OF_STATUS = {
 
 
 class ChangeReason(StrEnum):
-    """Why a booking changed; every move states one (a CHECK in migration 0004 lists them too)."""
+    """Why a booking changed; every move states one (a CHECK in migrations 0004 and 0008 lists them too)."""
 
     USER = "user"  # the person's own request: booking, confirming, canceling
     ORGANIZER = "organizer"  # canceled by the conference's owner or an admin, not by its user
