@@ -1,5 +1,6 @@
-"""The fault schedule: each service and the gateway SIGKILLed, RabbitMQ stopped for longer than the confirmation
-window, PostgreSQL SIGSTOPped; spread evenly over the operations, one at a time, each while the load runs."""
+"""The fault schedule: each service, the gateway and the token issuer SIGKILLed, RabbitMQ stopped for longer than
+the confirmation window, PostgreSQL SIGSTOPped; spread evenly over the operations, one at a time, each while the
+load runs."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from scripts import dev_issuer
 from scripts.soak.report import progress
 from scripts.soak.stack import PROGRAMS, SoakStack
 
 RECOVERY_TIMEOUT_SECONDS = 120.0
+ISSUER = "issuer"
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,15 @@ class FaultLog:
 
 def faults(stack: SoakStack, *, broker_outage: float, database_pause: float) -> list[Fault]:
     """One of each kind."""
-    kills = [Fault(f"SIGKILL {name}", name, lambda name=name: stack.kill(name)) for name in PROGRAMS]  # type: ignore[misc]
+    kills = [
+        Fault(f"SIGKILL {name}", name, lambda name=name: stack.kill(name))  # type: ignore[misc]
+        for name in PROGRAMS
+        if name != ISSUER
+    ]
+    # Nothing asks the issuer while the clients run (their tokens were made before, and a process fetches its
+    # keys once): so it is back when it answers again, and the next fault, which may restart a service that must
+    # fetch the keys anew, waits for that. Its keys are in its keys file: the same ones after a restart.
+    kills.append(Fault(f"SIGKILL {ISSUER}", ISSUER, lambda: stack.kill(ISSUER), recover=lambda: issuer_back(stack)))
     return [
         *kills,
         Fault(
@@ -151,6 +162,21 @@ def shuffled_rounds(kinds: list[Fault], rounds: int, seed: int) -> list[Fault]:
     """Every kind once per round, in an order of the seed's."""
     chooser = random.Random(f"faults {seed}")
     return [fault for _ in range(rounds) for fault in chooser.sample(kinds, len(kinds))]
+
+
+def issuer_back(stack: SoakStack) -> None:
+    """Until the restarted issuer answers its discovery document; RuntimeError after RECOVERY_TIMEOUT_SECONDS."""
+    url = dev_issuer.discovery_url(stack.issuer_url)
+    deadline = time.monotonic() + RECOVERY_TIMEOUT_SECONDS
+    with httpx.Client(timeout=2.0) as http:
+        while time.monotonic() < deadline:
+            try:
+                if http.get(url).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer 200 within {RECOVERY_TIMEOUT_SECONDS:.0f} s")
 
 
 def wait_until_ready(base_url: str, timeout: float) -> float | None:

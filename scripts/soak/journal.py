@@ -14,6 +14,13 @@ from scripts.soak.faults import FaultLog
 
 # After a gateway restart, connections the clients still hold fail once more when next used.
 GATEWAY_GRACE_SECONDS = 2.0
+# Refusals of the caller that the soak never earns: every token it sends is valid and outlives the run, each
+# request acts for its own user or is an organizer's, and the stack's bounds on writes are set out of its reach.
+REFUSED_CALLER = {
+    401: "a valid token refused",
+    403: "a request refused to the one it is for",
+    429: "a bound hit: the soak sets writes out of reach and never fails to authenticate",
+}
 
 
 @dataclass
@@ -55,8 +62,8 @@ class Journal:
         return sum(self.answers.values())
 
     def answer(self, operation: str, response: httpx.Response) -> Any | None:
-        """The JSON body of a 2xx answer, or None after counting the error; a 5xx other than 503, or an error
-        that is not the contract's JSON error body, is a violation."""
+        """The JSON body of a 2xx answer, or None after counting the error; a 5xx other than 503, a 401, 403 or
+        429 (REFUSED_CALLER), or an error that is not the contract's JSON error body, is a violation."""
         try:
             body = response.json()
         except json.JSONDecodeError:
@@ -75,6 +82,9 @@ class Journal:
             self.errors[f"{response.status_code} {code}"] += 1
         if response.status_code >= 500 and response.status_code != 503:
             self.violate(f"{operation}: {response.status_code} {code}: {response.text[:200]!r}")
+        elif response.status_code in REFUSED_CALLER:
+            said = body["error"]["message"] if code is not None else response.text[:200]
+            self.violate(f"{operation}: {response.status_code} {code}, {REFUSED_CALLER[response.status_code]}: {said}")
         return None
 
     def no_answer(self, operation: str, error: httpx.TransportError, started: float, ended: float) -> None:

@@ -35,7 +35,7 @@ def soak(stack: SoakStack, options: Options) -> Summary:
     )
     journal = Journal(log)
     world = World(options, journal, schedule.gates)
-    asyncio.run(_set_up(world, stack.base_url))
+    asyncio.run(_set_up(world, stack))
 
     run_started = datetime.now(UTC)
     started = time.monotonic()
@@ -77,9 +77,9 @@ def soak(stack: SoakStack, options: Options) -> Summary:
     return summary
 
 
-async def _set_up(world: World, base_url: str) -> None:
-    async with httpx.AsyncClient(base_url=base_url, timeout=world.options.call_timeout_seconds) as http:
-        await workload.set_up(world, http)
+async def _set_up(world: World, stack: SoakStack) -> None:
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=world.options.call_timeout_seconds) as http:
+        await workload.set_up(world, http, stack)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-# What `kill` accepts: each service (all of its replicas) and the gateway.
-PROGRAMS = ("conference", "booking", "waitlist", "gateway")
+# What `kill` accepts: each service (all of its replicas), the gateway and the dev issuer.
+PROGRAMS = ("conference", "booking", "waitlist", "gateway", "issuer")
 SERVICES = ("conference", "booking", "waitlist")
 
 
@@ -30,6 +30,11 @@ class SoakStack(Protocol):
 
     def database_url(self, service: str) -> str:
         """A login that can read the service's schema."""
+        ...
+
+    @property
+    def issuer_url(self) -> str:
+        """The dev issuer whose tokens the stack accepts."""
         ...
 
     def token(self, subject: str, role: str = "attendee", ttl: int = 3600) -> str:

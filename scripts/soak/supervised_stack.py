@@ -23,6 +23,10 @@ from scripts.stack import LocalStack
 REPLICAS = 2
 # One process per replica: two replicas of three services, a gateway and both servers share two cores.
 WORKERS_PER_REPLICA = 1
+# Every client writes from this machine's one address, some users often: the gateway's bound on writes per
+# subject is set out of reach (two bounds, as the default has). Failed authentications keep the default bound:
+# the soak never fails one, and a 401 or 429 is a violation.
+RATE_LIMITS = {"GATEWAY_RATE_LIMIT_WRITES": "100000/second;6000000/minute"}
 
 
 @dataclass
@@ -100,7 +104,7 @@ def open_stack(options: Options) -> Iterator[SupervisedStack]:
         _require_own_servers(infrastructure)
         # With a port for the dev issuer, which the LocalStack runs under supervisord as `make up` does.
         environment = sandbox.environment(infrastructure, sandbox.free_ports(), options.window_seconds)
-        environment |= {"WORKERS": str(WORKERS_PER_REPLICA), "REPLICAS": str(REPLICAS)}
+        environment |= {"WORKERS": str(WORKERS_PER_REPLICA), "REPLICAS": str(REPLICAS), **RATE_LIMITS}
         stack = LocalStack(options.state_dir / "stack", environment)
         soak_stack = SupervisedStack(infrastructure, stack, options.window_seconds)
         try:

@@ -1,5 +1,8 @@
 """The clients: each books for random users at random conferences, cancels and confirms its own bookings, reads
-them back and now and then creates a conference that starts soon, recording every answer in the journal."""
+them back and now and then creates a conference that starts soon, recording every answer in the journal.
+
+Every request carries the token of whoever would make it: each user's own subject created it and books, confirms,
+cancels and reads its bookings; an organizer creates the conferences. Reading a conference is public."""
 
 from __future__ import annotations
 
@@ -13,10 +16,12 @@ from typing import Any
 import httpx
 
 from gateway.http_server import CLIENT_KEEP_ALIVE_SECONDS
+from scripts import dev_issuer
 from scripts.soak.faults import Gates
 from scripts.soak.journal import Booking, Journal
 from scripts.soak.options import Options
 from scripts.soak.report import progress
+from scripts.soak.stack import SoakStack
 
 ACTIVE = ("CONFIRMED", "WAITLISTED", "CONFIRMATION_PENDING")
 # A person whose request failed waits a moment before the next; without it a stopped gateway is hammered.
@@ -25,6 +30,9 @@ PAUSE_AFTER_FAILURE_SECONDS = 0.5
 STARTS_SOON_SECONDS = (10.0, 30.0)
 # And last a minute or two: few of them overlap, so that users can book several.
 LASTS_SECONDS = (30.0, 120.0)
+# The issuer's longest: every token is made before the run and must outlive it.
+TOKEN_SECONDS = dev_issuer.MAX_TTL_SECONDS
+ORGANIZER = "soak-organizer"
 
 
 class SoakError(Exception):
@@ -48,6 +56,11 @@ class World:
     users: list[str] = field(default_factory=list)
     conferences: list[Conference] = field(default_factory=list)
     created: int = 0  # conferences created during the run, for their names
+    credentials: dict[str, dict[str, str]] = field(default_factory=dict)  # each user's own subject's headers
+    organizer: dict[str, str] = field(default_factory=dict)  # who creates the conferences, and owns them
+
+    def as_user(self, user_id: str) -> dict[str, str]:
+        return self.credentials[user_id]
 
     async def ticket(self) -> bool:
         """Take the next operation's number; False once all are taken. Waits while a fault is due first."""
@@ -87,7 +100,8 @@ class Client:
     async def book(self) -> None:
         user = self.random.choice(self.world.users)
         conference = self.pick_conference()
-        body = await self.call("book", "POST", "/book", {"name": conference.name, "user_id": user})
+        request = {"name": conference.name, "user_id": user}
+        body = await self.call("book", "POST", "/book", request, credentials=self.world.as_user(user))
         if body is None:
             return
         status, position = body.get("status"), body.get("waitlist_position")
@@ -144,7 +158,13 @@ class Client:
         start = datetime.now(UTC) + timedelta(seconds=self.random.uniform(*STARTS_SOON_SECONDS))
         conference = Conference(f"Soon {self.world.created}", start, self.random.randint(1, 3))
         hours = self.random.uniform(*LASTS_SECONDS) / 3600
-        body = await self.call("create conference", "POST", "/conference", conference_body(conference, hours=hours))
+        body = await self.call(
+            "create conference",
+            "POST",
+            "/conference",
+            conference_body(conference, hours=hours),
+            credentials=self.world.organizer,
+        )
         if body is not None:
             self.world.conferences.append(conference)
 
@@ -206,15 +226,23 @@ class Client:
     # --- the wire ---------------------------------------------------------------------------------------------
 
     async def call(
-        self, operation: str, method: str, path: str, json: dict[str, Any] | None = None, booking: Booking | None = None
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        json: dict[str, Any] | None = None,
+        booking: Booking | None = None,
+        credentials: dict[str, str] | None = None,
     ) -> Any | None:
-        """The 2xx answer's body, or None after recording what went wrong."""
+        """The 2xx answer's body, or None after recording what went wrong. A request about a booking carries its
+        user's token; any other, `credentials` (none: a public one)."""
         timeout = self.world.options.call_timeout_seconds
+        headers = self.world.as_user(booking.user_id) if booking is not None else credentials
         started = time.monotonic()
         self.journal.issued += 1
         try:
             async with asyncio.timeout(timeout):
-                response = await self.http.request(method, path, json=json)
+                response = await self.http.request(method, path, json=json, headers=headers)
         except TimeoutError:
             self.journal.hang(operation, timeout)
             await asyncio.sleep(PAUSE_AFTER_FAILURE_SECONDS)
@@ -255,15 +283,22 @@ def conference_body(conference: Conference, *, hours: float) -> dict[str, Any]:
 # --- setting up and running -----------------------------------------------------------------------------------
 
 
-async def set_up(world: World, http: httpx.AsyncClient) -> None:
-    """The users, and conferences of one to three seats: some start within a minute, the others days later,
-    each overlapping its neighbours in time."""
+def subject_of(user_id: str) -> str:
+    """The subject that creates the user, and whose token then acts for it."""
+    return f"soak-{user_id}"
+
+
+async def set_up(world: World, http: httpx.AsyncClient, stack: SoakStack) -> None:
+    """The users, each created by a subject of its own, and conferences of one to three seats created by an
+    organizer: some start within a minute, the others days later, each overlapping its neighbours in time."""
     options = world.options
     chooser = random.Random(f"setup {options.seed}")
-    progress(f"creating {options.users} users and {options.conferences} conferences")
+    progress(f"creating {options.users} users (each with its own token) and {options.conferences} conferences")
+    world.organizer = await _credentials(stack, ORGANIZER, "organizer")
     for index in range(options.users):
         user = f"user{index}"
-        await _must(http, "/user", {"user_id": user, "topics": ["Python"]})
+        world.credentials[user] = await _credentials(stack, subject_of(user), "attendee")
+        await _must(http, "/user", {"user_id": user, "topics": ["Python"]}, world.as_user(user))
         world.users.append(user)
     now = datetime.now(UTC).replace(microsecond=0)
     later = now + timedelta(days=2)
@@ -273,12 +308,21 @@ async def set_up(world: World, http: httpx.AsyncClient) -> None:
         else:
             start, hours = later + timedelta(minutes=40 * index), chooser.choice([1.0, 1.5, 2.0])
         conference = Conference(f"Conf {index}", start, chooser.randint(1, 3))
-        await _must(http, "/conference", conference_body(conference, hours=hours))
+        await _must(http, "/conference", conference_body(conference, hours=hours), world.organizer)
         world.conferences.append(conference)
 
 
-async def _must(http: httpx.AsyncClient, path: str, body: dict[str, Any]) -> None:
-    response = await http.post(path, json=body)
+async def _credentials(stack: SoakStack, subject: str, role: str) -> dict[str, str]:
+    """The headers of the subject's requests, with a token from the stack's issuer that outlives the run."""
+    try:
+        token = await asyncio.to_thread(stack.token, subject, role, TOKEN_SECONDS)
+    except (dev_issuer.IssuerError, httpx.HTTPError) as error:
+        raise SoakError(f"setting up: no token for {subject} ({role}) from the issuer: {error}") from error
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _must(http: httpx.AsyncClient, path: str, body: dict[str, Any], credentials: dict[str, str]) -> None:
+    response = await http.post(path, json=body, headers=credentials)
     if response.status_code != 201:
         raise SoakError(f"setting up: POST {path} {body} answered {response.status_code} {response.text[:300]}")
 
