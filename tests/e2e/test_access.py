@@ -59,8 +59,9 @@ BAD_TOKENS: dict[str, Callable[[TokenForge], str | None]] = {
 
 
 @pytest.fixture(scope="module")
-def world(api: Api) -> dict[str, Any]:
+def world(http: httpx.Client, stack: Stack) -> dict[str, Any]:
     """Things that exist, owned by someone: what the hostile requests aim at."""
+    api = Api(http, stack)
     conference = api.create_conference(slots=1)
     owner = api.create_user()
     waiting = api.create_user()

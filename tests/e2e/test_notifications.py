@@ -15,7 +15,7 @@ from standardwebhooks.webhooks import Webhook as StandardWebhook
 from confbook.booking.v1 import booking_pb2, booking_pb2_grpc
 from confbook_common.rpc.caller_auth import with_token
 from scripts.webhook_receiver import WebhookReceiver
-from tests.e2e.conftest import E2E_MAX_STREAMS, admin_token, assert_error, grpc_channel
+from tests.e2e.conftest import E2E_MAX_STREAMS, admin_token, assert_error, bearer, grpc_channel
 
 
 def full_conference(api, *, waiting):
@@ -295,7 +295,8 @@ def test_hundreds_of_open_streams_do_not_slow_bookings_and_each_sees_the_change(
 
     async def watch_many():
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-        async with httpx.AsyncClient(base_url=stack.base_url, timeout=20, limits=limits) as client:
+        headers = bearer(admin_token(stack))
+        async with httpx.AsyncClient(base_url=stack.base_url, timeout=20, limits=limits, headers=headers) as client:
             opened = asyncio.Event()
             ready = 0
 

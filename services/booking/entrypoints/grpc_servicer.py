@@ -382,6 +382,9 @@ class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
         self, request: booking_pb2.WatchBookingRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[booking_pb2.BookingUpdate]:
         """Runs on the event loop and holds no thread while it waits; reads go to the default executor."""
+        # Who asks comes first, as in every other method; off the event loop, since verifying a token
+        # may fetch the issuer's keys.
+        caller = await asyncio.to_thread(self._callers.of, context)  # type: ignore[arg-type]  # reads only metadata
         booking_id = validation.positive_id("booking_id", request.booking_id)
         after = validation.uuid_text("after_event_id", request.after_event_id) if request.after_event_id else None
         assert self._notices is not None, "WatchBooking needs the change notices"
@@ -389,8 +392,6 @@ class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
         ends_at = loop.time() + self._watch_seconds
 
         def start_watching() -> handlers.WatchStart:
-            # Off the event loop: verifying a token may fetch the issuer's keys.
-            caller = self._callers.of(context)  # type: ignore[arg-type]  # reads only the call's metadata
             return handlers.watch_from(self._uow(), booking_id, after, caller)
 
         # Listening starts before the first read, so no change can fall between the two.
