@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-# What `kill` accepts: each service (all of its replicas), the gateway and the dev issuer.
-PROGRAMS = ("conference", "booking", "waitlist", "gateway", "issuer")
+# What `kill` accepts: each service (all of its replicas) and the gateway; and the dev issuer, ISSUER.
+PROGRAMS = ("conference", "booking", "waitlist", "gateway")
+ISSUER = "issuer"
 SERVICES = ("conference", "booking", "waitlist")
 
 
