@@ -298,22 +298,24 @@ def test_forged_identity_headers_beside_a_valid_token_change_nothing(api: Api, w
 
 def test_an_idempotency_key_belongs_to_its_caller(api: Api):
     conference = api.create_conference(slots=5)
-    first, second = api.create_user(), api.create_user()
+    first, second, third = api.create_user(), api.create_user(), api.create_user()
     key = {"Idempotency-Key": f"shared-{uuid.uuid4()}"}
-    one = api.http.post(
-        "/book", json={"name": conference["name"], "user_id": first}, headers={**api.as_user(first), **key}
-    )
-    # The same key, method, path and body from another caller: its own request, never the first's answer.
-    stolen = api.http.post(
-        "/book", json={"name": conference["name"], "user_id": first}, headers={**api.as_user(second), **key}
-    )
-    assert one.status_code == 201
+
+    def book(user_id: str, caller: str) -> httpx.Response:
+        body = {"name": conference["name"], "user_id": user_id}
+        return api.http.post("/book", json=body, headers={**api.as_user(caller), **key})
+
+    one = book(first, first)
+    assert one.status_code == 201, one.text
+    # The same key from another caller for its own booking: its own request, not a reuse of the first's key.
+    two = book(second, second)
+    assert two.status_code == 201, two.text
+    assert two.json()["booking_id"] != one.json()["booking_id"] and "Idempotent-Replayed" not in two.headers
+    # The first's very request (same key, method, path, body) from a third caller: never the first's answer.
+    stolen = book(first, third)
     assert_error(stolen, 403, "FORBIDDEN")
     assert "Idempotent-Replayed" not in stolen.headers
-    two = api.http.post(
-        "/book", json={"name": conference["name"], "user_id": second}, headers={**api.as_user(second), **key}
-    )
-    assert two.status_code == 201 and two.json()["booking_id"] != one.json()["booking_id"]
+    assert book(first, first).headers["Idempotent-Replayed"] == "true"
 
 
 def test_webhooks_are_their_creators_and_deliver_only_what_they_may_read(api: Api):

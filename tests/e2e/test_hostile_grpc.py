@@ -64,6 +64,11 @@ def _field_values(field: FieldDescriptor) -> st.SearchStrategy[Any]:
         single = _INTEGERS[field.type]
     elif field.type == T.TYPE_BOOL:
         single = st.booleans()
+    elif field.type == T.TYPE_ENUM:
+        # proto3 enums are open: a number no value names arrives as it is.
+        single = st.integers(validation.INT32_MIN, validation.INT32_MAX) | st.sampled_from(
+            [value.number for value in field.enum_type.values]
+        )
     else:
         raise AssertionError(f"no hostile values for {field.full_name}: add them here")
     if field.label == T.LABEL_REPEATED:
