@@ -94,6 +94,11 @@ class _Known:
     def key(self, kid: str) -> SigningKey | None:
         return self._keys.get(kid)
 
+    known = True
+
+    def fetch_now(self) -> bool:
+        return True
+
 
 def unsigned(claims: Mapping[str, Any], header: Mapping[str, Any] | None = None) -> str:
     """`alg: none`: a token with no signature at all."""

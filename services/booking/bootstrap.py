@@ -5,6 +5,7 @@ from __future__ import annotations
 from confbook.booking.v1 import booking_pb2, booking_pb2_grpc, promotion_pb2, promotion_pb2_grpc
 from confbook_common.auth import TokenVerifier
 from confbook_common.auth.bearer import Callers
+from confbook_common.auth.warmup import SigningKeysWarmup
 from confbook_common.db import create_engine
 from confbook_common.idempotency import ExpiredKeyPurger
 from confbook_common.messaging.relay import OutboxRelay
@@ -30,11 +31,12 @@ def build(config: BookingConfig) -> ServiceRuntime:
     def unit_of_work() -> BookingUnitOfWork:
         return BookingUnitOfWork(engine)
 
+    verifier = TokenVerifier(config.token_rules)
     directory = GrpcConferenceDirectory(traced_channel(insecure_channel(config.conference_target)))
     bookings = BookingServicer(
         unit_of_work,
         directory,
-        Callers(TokenVerifier(config.token_rules)),
+        Callers(verifier),
         notices=ChangeNotices(engine),
         # A watch ends itself (OK, resumable) before the limiter would end it as DEADLINE_EXCEEDED.
         watch_seconds=min(config.watch_seconds, max(StreamBounds.from_env().max_seconds - 1, 1)),
@@ -43,6 +45,7 @@ def build(config: BookingConfig) -> ServiceRuntime:
     promotions = PromotionServicer(unit_of_work, config.confirmation_window, config.promotion_token)
 
     runtime = ServiceRuntime(SERVICE, config.listen_address)
+    runtime.add_worker(SigningKeysWarmup(verifier.keys))
     runtime.add_service(
         booking_pb2.DESCRIPTOR.services_by_name["BookingService"].full_name,
         lambda server: booking_pb2_grpc.add_BookingServiceServicer_to_server(bookings, server),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from confbook.conference.v1 import conference_pb2, conference_pb2_grpc
 from confbook_common.auth import TokenVerifier
 from confbook_common.auth.bearer import Callers
+from confbook_common.auth.warmup import SigningKeysWarmup
 from confbook_common.db import create_engine
 from confbook_common.idempotency import ExpiredKeyPurger
 from confbook_common.messaging.relay import OutboxRelay
@@ -24,7 +25,9 @@ def build(config: ConferenceConfig) -> ServiceRuntime:
         return ConferenceUnitOfWork(engine)
 
     runtime = ServiceRuntime(SERVICE, config.listen_address)
-    servicer = ConferenceServicer(unit_of_work, Callers(TokenVerifier(config.token_rules)))
+    verifier = TokenVerifier(config.token_rules)
+    runtime.add_worker(SigningKeysWarmup(verifier.keys))
+    servicer = ConferenceServicer(unit_of_work, Callers(verifier))
     runtime.add_service(
         conference_pb2.DESCRIPTOR.services_by_name["ConferenceService"].full_name,
         lambda server: conference_pb2_grpc.add_ConferenceServiceServicer_to_server(servicer, server),

@@ -12,6 +12,7 @@ from confbook.events.v1 import events_pb2
 from confbook.waitlist.v1 import waitlist_pb2, waitlist_pb2_grpc
 from confbook_common.auth import TokenVerifier
 from confbook_common.auth.bearer import Callers
+from confbook_common.auth.warmup import SigningKeysWarmup
 from confbook_common.db import create_engine
 from confbook_common.messaging.consumer import EventConsumer, Subscription
 from confbook_common.messaging.relay import OutboxRelay
@@ -69,7 +70,9 @@ def build(config: WaitlistConfig) -> ServiceRuntime:
     ]
 
     runtime = ServiceRuntime(SERVICE, config.listen_address)
-    servicer = WaitlistServicer(unit_of_work, Callers(TokenVerifier(config.token_rules)))
+    verifier = TokenVerifier(config.token_rules)
+    runtime.add_worker(SigningKeysWarmup(verifier.keys))
+    servicer = WaitlistServicer(unit_of_work, Callers(verifier))
     runtime.add_service(
         waitlist_pb2.DESCRIPTOR.services_by_name["WaitlistService"].full_name,
         lambda server: waitlist_pb2_grpc.add_WaitlistServiceServicer_to_server(servicer, server),

@@ -179,3 +179,33 @@ def test_a_key_that_declares_another_algorithm_is_not_used_for_this_one():
     rules = TokenRules(issuer=FORGE.issuer, audience=FORGE.audience)
     keys = _CountingKeys(rules, {FORGE.kid: SigningKey(FORGE.private_key.public_key(), "PS256")}, time.monotonic)
     assert "not its key's" in refused(FORGE.token("alice"), TokenVerifier(rules, keys=keys))
+
+
+def test_a_service_fetches_the_keys_as_it_starts_and_is_healthy_once_it_has_them():
+    import httpx
+
+    from confbook_common.auth.warmup import SigningKeysWarmup
+
+    rules = TokenRules(issuer=FORGE.issuer, audience=FORGE.audience)
+    failures = [httpx.ConnectError("the issuer is away")] * 2
+
+    class ComingBack(_CountingKeys):
+        def _fetch(self) -> dict[str, SigningKey]:
+            if failures:
+                self.fetches += 1
+                raise failures.pop()
+            return super()._fetch()
+
+    keys = ComingBack(rules, {FORGE.kid: SigningKey(FORGE.private_key.public_key(), "RS256")}, time.monotonic)
+    warmup = SigningKeysWarmup(keys)
+    assert not warmup.healthy
+    warmup.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not warmup.healthy and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert warmup.healthy and keys.fetches == 3
+        assert TokenVerifier(rules, keys=keys).verify(FORGE.token("alice")).subject == "alice"
+    finally:
+        warmup.stop()
+        warmup.join(timeout=5)

@@ -29,7 +29,14 @@ class SigningKey:
 
 
 class KeySource(Protocol):
+    """Where a verifier finds the key a token names."""
+
     def key(self, kid: str) -> SigningKey | None: ...
+
+    @property
+    def known(self) -> bool: ...
+
+    def fetch_now(self) -> bool: ...
 
 
 class IssuerKeys:
@@ -49,6 +56,16 @@ class IssuerKeys:
         elif kid not in self._keys:
             self._refresh(now, cooldown=self._rules.jwks_refresh_cooldown_seconds)
         return self._keys.get(kid)
+
+    @property
+    def known(self) -> bool:
+        """Whether the keys have been fetched at least once."""
+        return self._fetched_at is not None
+
+    def fetch_now(self) -> bool:
+        """Fetch the keys now (at most once a second); whether they are known."""
+        self._refresh(self._clock())
+        return self.known
 
     def _refresh(self, now: float, *, cooldown: float = 0.0) -> None:
         with self._lock:

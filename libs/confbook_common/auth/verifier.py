@@ -27,7 +27,7 @@ class TokenVerifier:
 
     def __init__(self, rules: TokenRules, keys: KeySource | None = None, *, clock: Any = time.time) -> None:
         self.rules = rules
-        self._keys = keys or IssuerKeys(rules)
+        self.keys = keys or IssuerKeys(rules)
         self._clock = clock
         self._verified: collections.OrderedDict[bytes, Caller] = collections.OrderedDict()
         self._lock = threading.Lock()
@@ -74,7 +74,7 @@ class TokenVerifier:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise Unauthenticated("the access token names no signing key (kid)")
-        key = self._keys.key(kid)
+        key = self.keys.key(kid)
         if key is None:
             raise Unauthenticated("the access token is signed by a key the issuer does not publish")
         if key.declared_algorithm not in (None, algorithm):
