@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,7 +36,9 @@ def create_app(config: GatewayConfig) -> FastAPI:
         app.state.clients = ServiceClients(config)
         app.state.verifier = TokenVerifier(config.token_rules)
         app.state.rate_limits = RateLimits(config.rate_limits)
+        warmup = asyncio.create_task(_fetch_keys(app.state.verifier))
         yield
+        warmup.cancel()
         await app.state.clients.close()
 
     # No redirect of a path with a trailing slash to the one without: "/conference/a%2F" names the
@@ -50,6 +53,12 @@ def create_app(config: GatewayConfig) -> FastAPI:
     app.add_middleware(ObservationMiddleware)  # added last, so outermost: it times everything
     _document_400_instead_of_422(app)
     return app
+
+
+async def _fetch_keys(verifier: TokenVerifier) -> None:
+    """The issuer's keys fetched as the process starts, not on its first request (as the services do)."""
+    while not await asyncio.to_thread(verifier.keys.fetch_now):
+        await asyncio.sleep(1.0)
 
 
 def _document_400_instead_of_422(app: FastAPI) -> None:
