@@ -1,6 +1,6 @@
-"""The fault schedule: each service and the gateway (and, if asked, the token issuer) SIGKILLed, RabbitMQ stopped
-for longer than the confirmation window, PostgreSQL SIGSTOPped; spread evenly over the operations, one at a time,
-each while the load runs."""
+"""The fault schedule: each service, the gateway and the token issuer SIGKILLed, RabbitMQ stopped for longer than
+the confirmation window, PostgreSQL SIGSTOPped; spread evenly over the operations, one at a time, each while the
+load runs."""
 
 from __future__ import annotations
 
@@ -46,13 +46,17 @@ class FaultLog:
     failures: list[str] = field(default_factory=list)  # a fault that could not be injected or recovered from
 
 
-def faults(stack: SoakStack, *, broker_outage: float, database_pause: float, kill_issuer: bool = False) -> list[Fault]:
-    """One of each kind; the issuer's death only if asked (see --kill-issuer)."""
-    kills = [Fault(f"SIGKILL {name}", name, lambda name=name: stack.kill(name)) for name in PROGRAMS]  # type: ignore[misc]
-    if kill_issuer:
-        # Nothing asks the issuer while the clients run but a process fetching its keys (the tokens were made
-        # before): so it is back when it answers again. Its keys are in its keys file: the same after a restart.
-        kills.append(Fault(f"SIGKILL {ISSUER}", ISSUER, lambda: stack.kill(ISSUER), recover=lambda: issuer_back(stack)))
+def faults(stack: SoakStack, *, broker_outage: float, database_pause: float) -> list[Fault]:
+    """One of each kind."""
+    kills = [
+        Fault(f"SIGKILL {name}", name, lambda name=name: stack.kill(name))  # type: ignore[misc]
+        for name in PROGRAMS
+        if name != ISSUER
+    ]
+    # Nothing asks the issuer while the clients run but a process fetching its keys (every token was made before):
+    # so it is back when it answers again. Its keys are in its keys file: the same ones after a restart, so the
+    # tokens stay valid, and a service restarted later fetches the keys its tokens were signed with.
+    kills.append(Fault(f"SIGKILL {ISSUER}", ISSUER, lambda: stack.kill(ISSUER), recover=lambda: issuer_back(stack)))
     return [
         *kills,
         Fault(

@@ -28,10 +28,7 @@ def soak(stack: SoakStack, options: Options) -> Summary:
     summary = Summary(parameters=options.describe())
     log = FaultLog()
     kinds = faults.faults(
-        stack,
-        broker_outage=options.broker_outage_seconds,
-        database_pause=options.database_pause_seconds,
-        kill_issuer=options.kill_issuer,
+        stack, broker_outage=options.broker_outage_seconds, database_pause=options.database_pause_seconds
     )
     schedule = FaultSchedule(
         stack, faults.shuffled_rounds(kinds, options.fault_rounds, options.seed), options.operations, log

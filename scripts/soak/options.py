@@ -32,13 +32,11 @@ class Options:
     database_url: str = DEFAULT_DATABASE_URL
     amqp_url: str = DEFAULT_AMQP_URL
     summary_json: Path | None = None
-    kill_issuer: bool = False
 
     def describe(self) -> str:
         return (
             f"--operations {self.operations} --clients {self.clients} --seed {self.seed} --users {self.users} "
             f"--conferences {self.conferences} --fault-rounds {self.fault_rounds} --window {self.window_seconds}"
-            + (" --kill-issuer" if self.kill_issuer else "")
         )
 
 
@@ -86,12 +84,6 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     number("--database-url", default=os.environ.get("SOAK_DATABASE_URL") or DEFAULT_DATABASE_URL)
     number("--amqp-url", default=os.environ.get("SOAK_AMQP_URL") or DEFAULT_AMQP_URL)
     number("--summary-json", type=Path, help="also write the summary as JSON to this file")
-    parser.add_argument(
-        "--kill-issuer",
-        action="store_true",
-        help="SIGKILL the dev token issuer too, once a round; a service process that has not fetched its keys yet "
-        "refuses valid tokens (401) while the issuer is away, which counts as a violation",
-    )
     args = parser.parse_args(argv)
     options = Options(**{**vars(args), "state_dir": args.state_dir.resolve()})
     if options.broker_outage_seconds <= options.window_seconds:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-# What `kill` accepts: each service (all of its replicas) and the gateway; and the dev issuer, ISSUER.
-PROGRAMS = ("conference", "booking", "waitlist", "gateway")
+# What `kill` accepts: each service (all of its replicas), the gateway and the dev token issuer.
 ISSUER = "issuer"
+PROGRAMS = ("conference", "booking", "waitlist", "gateway", ISSUER)
 SERVICES = ("conference", "booking", "waitlist")
 
 
