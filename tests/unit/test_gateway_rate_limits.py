@@ -67,3 +67,22 @@ def test_a_refused_token_gets_the_bearer_challenge(client):
     refused = client.get("/booking/1")
     assert refused.status_code == 401
     assert refused.headers["WWW-Authenticate"].startswith('Bearer realm="confbook", error="invalid_token"')
+
+
+def test_the_memory_storage_sweeps_at_most_every_few_seconds_and_still_expires_on_read():
+    import asyncio
+
+    from gateway.rate_limits import SweptMemoryStorage
+
+    async def scenario() -> None:
+        storage = SweptMemoryStorage("memory://")
+        for subject in range(200):
+            await storage.incr(f"write/{subject}", expiry=0.05)
+        first_sweep = storage.timer
+        for subject in range(200, 400):
+            await storage.incr(f"write/{subject}", expiry=0.05)
+        assert storage.timer is first_sweep  # one sweep for 400 writes, not one after each
+        await asyncio.sleep(0.1)
+        assert await storage.get("write/399") == 0  # expired all the same, when read
+
+    asyncio.run(scenario())
