@@ -11,8 +11,9 @@ from fastapi import Depends, Request, Response
 from fastapi.security import HTTPBearer
 
 from confbook_common.auth import Caller, TokenVerifier
-from confbook_common.auth.bearer import METADATA_KEY, token_of
+from confbook_common.auth.bearer import token_of
 from confbook_common.errors import Unauthenticated
+from confbook_common.rpc.metadata import bearer
 from gateway.clients import OnBehalfOf, ServiceClients
 from gateway.errors import ApiError, challenge_headers
 from gateway.rate_limits import RateLimits
@@ -35,15 +36,16 @@ async def verified_caller(request: Request, response: Response) -> tuple[Caller,
     verifier: TokenVerifier = request.app.state.verifier
     limits: RateLimits = request.app.state.rate_limits
     address = request.client.host if request.client else "unknown"
-    await limits.check_failed_authentications(address)
     try:
         token = token_of(request.headers.get("authorization"))
-        # A token seen before costs a hash; a new one a signature check, off the event loop because
-        # it may fetch the issuer's keys.
+        # A token seen before costs a hash, and no bound: only what may fail is counted against one.
         caller = verifier.cached(token)
         if caller is None:
+            await limits.check_failed_authentications(address)
+            # A signature check, off the event loop because it may fetch the issuer's keys.
             caller = await asyncio.to_thread(verifier.verify, token)
     except Unauthenticated as error:
+        await limits.check_failed_authentications(address)
         await limits.failed_authentication(address)
         raise unauthenticated(error.message) from None
     request.state.caller = caller
@@ -59,7 +61,7 @@ async def _caller_clients(
 ) -> OnBehalfOf:
     caller, token = await verified_caller(request, response)
     clients: ServiceClients = request.app.state.clients
-    return clients.on_behalf_of(caller, ((METADATA_KEY, f"Bearer {token}"),))
+    return clients.on_behalf_of(caller, (bearer(token),))
 
 
 CallerClients = Annotated[OnBehalfOf, Depends(_caller_clients)]

@@ -37,6 +37,7 @@ from confbook_common import validation
 from confbook_common.db import SqlUnitOfWork, retry_on_conflict
 from confbook_common.errors import Conflict, DomainError, RecordedRefusal, Unprocessable
 from confbook_common.rpc.errors import status_message_for
+from confbook_common.rpc.metadata import metadata_value
 from confbook_common.timestamps import utc_now
 from confbook_common.worker import Worker
 
@@ -85,11 +86,6 @@ class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_me
     """A status as gRPC's abort takes it (grpc_status builds its own the same way)."""
 
 
-def _metadata_value(context: grpc.ServicerContext, name: str) -> str | None:
-    value = next((value for key, value in context.invocation_metadata() if key == name), None)
-    return value if isinstance(value, str) else None
-
-
 def fingerprint(method: str, request: Message, http_fingerprint: str | None) -> str:
     """What makes two requests with one key the same request."""
     digest = hashlib.sha256(method.encode())
@@ -108,7 +104,7 @@ class IdempotentCalls:
 
     def keyed(self, context: grpc.ServicerContext) -> bool:
         """Whether the call came with an idempotency key."""
-        return _metadata_value(context, KEY_METADATA) is not None
+        return metadata_value(context, KEY_METADATA) is not None
 
     def run(
         self,
@@ -127,12 +123,12 @@ class IdempotentCalls:
         keys, and one caller's answer is never replayed to another. Without a key this is just
         `work()`: the fast path stays as it is.
         """
-        sent = _metadata_value(context, KEY_METADATA)
+        sent = metadata_value(context, KEY_METADATA)
         if sent is None:
             return work()
         # A key is visible ASCII without spaces, so the first space ends it: no two callers' keys meet.
         key = f"{validation.idempotency_key('idempotency-key', sent)} {caller}"
-        request_fingerprint = fingerprint(method, request, _metadata_value(context, HTTP_FINGERPRINT_METADATA))
+        request_fingerprint = fingerprint(method, request, metadata_value(context, HTTP_FINGERPRINT_METADATA))
         replay, response = retry_on_conflict(lambda: self._run_once(uow, key, request_fingerprint, work, response_type))
         if replay:
             context.set_trailing_metadata(((REPLAYED_METADATA, "true"),))

@@ -9,8 +9,8 @@ import grpc
 from confbook_common.auth.caller import Caller
 from confbook_common.auth.verifier import TokenVerifier
 from confbook_common.errors import Unauthenticated
+from confbook_common.rpc.metadata import AUTHORIZATION, metadata_value
 
-METADATA_KEY = "authorization"
 # RFC 6750 2.1: "Bearer" (any case), one or more spaces, then the token's characters.
 _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*)")
 
@@ -25,11 +25,6 @@ def token_of(header: str | None) -> str:
     return match.group(1)
 
 
-def metadata_value(context: grpc.ServicerContext, key: str) -> str | None:
-    value = next((value for name, value in context.invocation_metadata() if name == key), None)
-    return value if isinstance(value, str) else None
-
-
 class Callers:
     """Who calls a service: the caller of every call but the public ones comes from its verified token."""
 
@@ -37,4 +32,4 @@ class Callers:
         self._verifier = verifier
 
     def of(self, context: grpc.ServicerContext) -> Caller:
-        return self._verifier.verify(token_of(metadata_value(context, METADATA_KEY)))
+        return self._verifier.verify(token_of(metadata_value(context, AUTHORIZATION)))

@@ -15,13 +15,12 @@ from typing import Any
 import grpc
 
 from confbook_common.errors import Unauthenticated
-
-METADATA_KEY = "authorization"
+from confbook_common.rpc.metadata import AUTHORIZATION, bearer, metadata_value
 
 
 def require_token(context: grpc.ServicerContext, token: str) -> None:
     """Unauthenticated unless the call carries `token`."""
-    presented = next((str(value) for key, value in context.invocation_metadata() if key == METADATA_KEY), "")
+    presented = metadata_value(context, AUTHORIZATION) or ""
     if not hmac.compare_digest(presented.encode(), f"Bearer {token}".encode()):
         raise Unauthenticated("this internal API needs the caller's token")
 
@@ -33,7 +32,7 @@ def with_token(channel: grpc.Channel, token: str) -> grpc.Channel:
 
 class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
     def __init__(self, token: str) -> None:
-        self._metadata = (METADATA_KEY, f"Bearer {token}")
+        self._metadata = bearer(token)
 
     def _with_token(self, details: Any) -> Any:
         return details._replace(metadata=[*(details.metadata or ()), self._metadata])
