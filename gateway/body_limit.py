@@ -6,6 +6,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import ApiError, error_response
 
+# How much of a chunked body over the limit is read and dropped before the 413.
+_DRAINED_MAX_BYTES = 1024 * 1024
+
 
 class BodyTooLarge(ApiError):
     def __init__(self, limit: int) -> None:
@@ -13,7 +16,7 @@ class BodyTooLarge(ApiError):
 
 
 class JsonBodyMiddleware:
-    """Rejects oversized bodies (by Content-Length, or while streaming a chunked one) and reads
+    """Rejects oversized bodies (by Content-Length, or by reading a chunked one first) and reads
     every body as JSON, so that `curl -d` without a Content-Type header still works."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -32,15 +35,42 @@ class JsonBodyMiddleware:
             return
         # In place, not a copy: the layers outside read what routing adds to the scope (its route template).
         scope["headers"] = [*headers, (b"content-type", b"application/json")]
-        received = 0
+        if b"transfer-encoding" in dict(headers):
+            # A chunked body has no size up front. Read here, one over the limit is still answered 413:
+            # raised later, from inside the framework's reading of the body, it would become a 400.
+            body = await self._read_at_most(receive)
+            if body is None:
+                error = BodyTooLarge(self.max_bytes)
+                await error_response(error.status, error.code, error.message)(scope, receive, send)
+                return
+            receive = _replay(body, receive)
+        await self.app(scope, receive, send)
 
-        async def limited_receive() -> Message:
-            nonlocal received
+    async def _read_at_most(self, receive: Receive) -> bytes | None:
+        """The whole body, or None once it passes the limit (a client gone counts as an empty body).
+
+        Past the limit the rest is read and dropped, up to a bound: closing with bytes unread makes the
+        close a reset, which can destroy the answer before the client reads it.
+        """
+        body = bytearray()
+        drained = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
-            return message
+            if message["type"] != "http.request":
+                return bytes(body) if drained == 0 else None
+            if drained or len(body) + len(message.get("body", b"")) > self.max_bytes:
+                drained += len(message.get("body", b""))
+            else:
+                body += message.get("body", b"")
+            if not message.get("more_body", False) or drained > _DRAINED_MAX_BYTES:
+                return bytes(body) if drained == 0 else None
 
-        await self.app(scope, limited_receive, send)
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives the body already read, then what the client sends next (its disconnect)."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replayed

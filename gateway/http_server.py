@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
+import sys
+from http import HTTPStatus
 from typing import Any
 
+import httptools
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from confbook_common import request_id
 from gateway.config import GatewayConfig
 
 # Connections plus requests under way in one worker; past it a request is answered 503 at once, and
@@ -121,9 +126,29 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def _refuse_headers(self) -> None:
-        message = b"request headers too large"
-        self.transport.write(
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
-            b"content-length: " + str(len(message)).encode() + b"\r\nconnection: close\r\n\r\n" + message
+        self._refuse(
+            HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "HEADERS_TOO_LARGE", "the request headers are too large"
         )
+
+    def send_400_response(self, msg: str) -> None:
+        """What uvicorn answers a request its parser refused, as the documented JSON error rather than plain text.
+
+        uvicorn calls this only while handling the parser's exception, which tells a method HTTP does not
+        know (501, as RFC 9110 has it) from a malformed request (400).
+        """
+        if isinstance(sys.exc_info()[1], httptools.HttpParserInvalidMethodError):
+            self._refuse(
+                HTTPStatus.NOT_IMPLEMENTED, "METHOD_NOT_IMPLEMENTED", "the request method is not one HTTP knows"
+            )
+        else:
+            self._refuse(HTTPStatus.BAD_REQUEST, "MALFORMED_REQUEST", "the request is not valid HTTP/1.1")
+
+    def _refuse(self, status: HTTPStatus, code: str, message: str) -> None:
+        """Answer and close before the request reached the app: it is not a request the app could be given."""
+        body = json.dumps({"error": {"code": code, "message": message}}).encode()
+        head = [f"HTTP/1.1 {status.value} {status.phrase}".encode()]
+        head += [name + b": " + value for name, value in self.server_state.default_headers]
+        head += [b"content-type: application/json", b"content-length: " + str(len(body)).encode()]
+        head += [f"{request_id.HTTP_HEADER.lower()}: {request_id.new()}".encode(), b"connection: close"]
+        self.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
         self.transport.close()

@@ -35,6 +35,7 @@ from psycopg2 import sql
 from sqlalchemy.engine import URL, make_url
 
 from confbook_common.settings import MANAGEMENT_PORT_OFFSET, Env, amqp_nodes
+from scripts.private_files import write_private
 
 log = logging.getLogger("infra")
 
@@ -579,7 +580,7 @@ def _write_rabbitmq_config(base: Path, url: str) -> None:
         f"management.tcp.port = {params.port + MANAGEMENT_PORT_OFFSET}",
     ]
     base.mkdir(parents=True, exist_ok=True)  # removed by hand since the last start, perhaps
-    (base / "rabbitmq.conf").write_text("\n".join(config) + "\n")
+    write_private(base / "rabbitmq.conf", "\n".join(config) + "\n", owner=RABBITMQ)
     (base / "enabled_plugins").write_text("[rabbitmq_management].\n")
     # Empty on purpose: keeps the machine's /etc/rabbitmq/rabbitmq-env.conf away from this broker.
     (base / "rabbitmq-env.conf").write_text("")
@@ -651,9 +652,8 @@ def _save_record(state_dir: Path, record: Record) -> None:
     if not record:
         path.unlink(missing_ok=True)
         return
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps({kind: dataclasses.asdict(i) for kind, i in record.items()}, indent=2) + "\n")
-    temporary.replace(path)
+    # It holds the admin URLs, passwords and all.
+    write_private(path, json.dumps({kind: dataclasses.asdict(i) for kind, i in record.items()}, indent=2) + "\n")
 
 
 def _data_dir(state_dir: Path, kind: str, log_file: IO[str]) -> Path:
@@ -672,6 +672,8 @@ def _data_dir(state_dir: Path, kind: str, log_file: IO[str]) -> Path:
         log_file.flush()
     directory.mkdir(exist_ok=True)
     _chown(directory, kind)
+    # The server's files (its configuration with the admin password, its users' password hashes) are its own.
+    directory.chmod(0o700)
     return directory
 
 

@@ -37,6 +37,7 @@ from scripts.launching import (
     wait_until_ready,
 )
 from scripts.migrate import migrate_all, migrate_broker
+from scripts.private_files import write_private
 from scripts.supervision import ProcessState, Program, Supervisor, SupervisorError
 
 STATE_DIR = REPO_ROOT / ".run" / "stack"
@@ -217,14 +218,8 @@ class LocalStack:
             secret = ""
         if len(secret) >= _SECRET_LENGTH:
             return secret
-        # Written whole under another name, then renamed: a reader never sees half a secret.
-        self.state_dir.mkdir(parents=True, exist_ok=True)
         secret = secrets.token_hex(_SECRET_LENGTH // 2)
-        draft = path.with_name(f".{name}.{os.getpid()}")
-        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            file.write(secret)
-        os.replace(draft, path)
+        write_private(path, secret)
         return secret
 
     def _failed_programs(self) -> dict[str, str]:

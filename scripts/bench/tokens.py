@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from scripts import dev_issuer
+from scripts.private_files import write_private
 
 # Long enough for any run: tokens are made as their scenario starts, and the longest run takes under an hour.
 TTL_SECONDS = dev_issuer.MAX_TTL_SECONDS
@@ -76,5 +77,4 @@ def _sign_all(subjects: list[str]) -> list[str]:
 
 def write_tokens(path: Path, tokens: Sequence[str]) -> None:
     """One token a line, for a wrk script to read."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{token}\n" for token in tokens))
+    write_private(path, "".join(f"{token}\n" for token in tokens))

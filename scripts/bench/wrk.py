@@ -12,6 +12,7 @@ from pathlib import Path
 
 from scripts.bench.api import BenchError
 from scripts.bench.report import PERCENTILES, Rate
+from scripts.private_files import write_private
 
 WRK = "/usr/bin/wrk"
 # Far above any latency of a working stack; a request this slow counts as an error.
@@ -225,8 +226,7 @@ def _full_script(body: str, load: Load) -> str:
 
 async def run(url: str, load: Load, body: str, script_path: Path) -> Result:
     """One wrk run with the script body (request() and what it needs), counting, and pacing when asked."""
-    script_path.parent.mkdir(parents=True, exist_ok=True)
-    script_path.write_text(_full_script(body, load))
+    write_private(script_path, _full_script(body, load))  # a script may carry a bearer token
     command = [
         WRK,
         f"--threads={load.threads}",

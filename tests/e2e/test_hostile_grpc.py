@@ -12,6 +12,7 @@ from google.protobuf import message as protobuf_message
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -217,3 +218,30 @@ def test_every_service_still_answers_afterwards(stack, service):
     with grpc.insecure_channel(stack.grpc_target(service)) as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+# Names no service has: up to a mebibyte (gRPC's default bound on a message is four).
+hostile_names = hostile.bad_wire_text | st.sampled_from(["x" * 2**20, "confbook." * 10_000])
+
+
+@pytest.mark.parametrize("service", ["conference", "booking", "waitlist"])
+def test_health_and_reflection_do_not_echo_a_hostile_name(stack, service):
+    """The standard services too answer within the bound on what a message repeats of its input."""
+    with grpc.insecure_channel(stack.grpc_target(service)) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+
+        @given(name=hostile_names)
+        def check(name: str) -> None:
+            code, details = status_of(lambda: health.Check(health_pb2.HealthCheckRequest(service=name), timeout=10))
+            assert code is grpc.StatusCode.NOT_FOUND, (code, details[:300])
+            assert len(details) <= MESSAGE_MAX_LENGTH, details[:300]
+            watch = health.Watch(health_pb2.HealthCheckRequest(service=name), timeout=10)
+            assert next(watch).status == health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+            watch.cancel()
+            asked = reflection_pb2.ServerReflectionRequest(file_containing_symbol=name)
+            answer = next(reflection.ServerReflectionInfo(iter([asked]), timeout=10))
+            assert answer.error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]
+            assert len(answer.error_response.error_message) <= MESSAGE_MAX_LENGTH
+
+        check()

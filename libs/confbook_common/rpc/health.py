@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from confbook_common.validation import shown
+
 
 class HealthServicer(health_pb2_grpc.HealthServicer):
     """Check and Watch over statuses set from the event loop.
@@ -29,7 +31,7 @@ class HealthServicer(health_pb2_grpc.HealthServicer):
     ) -> health_pb2.HealthCheckResponse:
         status = self._statuses.get(request.service)
         if status is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown service {request.service!r}")
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown service {shown(request.service)}")
         return health_pb2.HealthCheckResponse(status=status)
 
     async def Watch(  # an async generator, which the asyncio server runs as a response stream
