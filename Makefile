@@ -103,7 +103,7 @@ test-e2e: install system-deps ## End-to-end tests: the whole stack over HTTP and
 .PHONY: fuzz
 fuzz: install system-deps ## The hostile-input suite at length: many more generated examples, every schemathesis phase
 	FUZZ=long $(VENV_PY) -m pytest tests/unit/test_input_rules.py tests/e2e/test_hostile_http.py \
-		tests/e2e/test_hostile_grpc.py tests/e2e/test_openapi_fuzz.py $(PYTEST_ARGS)
+		tests/e2e/test_hostile_wire.py tests/e2e/test_hostile_grpc.py tests/e2e/test_openapi_fuzz.py $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: install ## ruff (lint and format check) and mypy

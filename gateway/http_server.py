@@ -11,12 +11,14 @@ from http import HTTPStatus
 from typing import Any
 
 import httptools
+from starlette.types import Receive, Scope, Send
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from confbook_common import request_id
 from gateway.config import GatewayConfig
+from gateway.errors import error_response
 
 # Connections plus requests under way in one worker; past it a request is answered 503 at once, and
 # the connection closed, rather than queued.
@@ -49,6 +51,14 @@ def uvicorn_settings(config: GatewayConfig) -> dict[str, Any]:
         # Only for the h11 parser, should anyone switch to it: the same cap on headers.
         "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
     }
+
+
+async def _overloaded(scope: Scope, receive: Receive, send: Send) -> None:
+    """The answer past MAX_CONCURRENCY: try again in a moment, on a new connection."""
+    headers = {"Retry-After": "1", "Connection": "close", request_id.HTTP_HEADER: request_id.new()}
+    await error_response(503, "SERVICE_UNAVAILABLE", "the gateway is at its limit of requests; try again", headers)(
+        scope, receive, send
+    )
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -103,7 +113,20 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._header_bytes = None
+        if self._over_concurrency_limit():
+            # uvicorn would answer with its own plain-text 503; the same refusal, as the documented JSON.
+            limit, app = self.limit_concurrency, self.app
+            self.limit_concurrency, self.app = None, _overloaded
+            try:
+                super().on_headers_complete()
+            finally:
+                self.limit_concurrency, self.app = limit, app
+            return
         super().on_headers_complete()
+
+    def _over_concurrency_limit(self) -> bool:
+        limit = self.limit_concurrency
+        return limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit)
 
     def on_message_complete(self) -> None:
         self._disarm_read_deadline()

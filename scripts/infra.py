@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import pwd
+import secrets
 import signal
 import socket
 import subprocess
@@ -41,6 +42,8 @@ log = logging.getLogger("infra")
 
 # The kinds of server; each runs as the OS user of the same name, as Debian's packages create them.
 POSTGRES = "postgres"
+# The superuser of a cluster we start: only this module logs in as it, to make the stack's admin role.
+SUPERUSER = "postgres"
 RABBITMQ = "rabbitmq"
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -356,7 +359,13 @@ def _await_start(state_dir: Path, record: Record, kind: str, instance: Instance,
 def _wait_until_answers(kind: str, url: str, instance: Instance) -> None:
     timeout = START_TIMEOUT[kind]
     deadline = time.monotonic() + timeout
+    admin_ready = False
     while (problem := _probe(kind, url)) is not None:
+        if kind == POSTGRES and not admin_ready and instance.data_dir:
+            # Our own cluster: its superuser makes the URL's role once the server takes logins.
+            admin_ready = _provide_admin_role(Path(instance.data_dir), make_url(url))
+            if admin_ready:
+                continue
         if instance.pid is not None and not process_alive(instance.pid):
             raise InfraError(f"{kind} exited while starting; {_log_hint(instance)}")
         if kind == RABBITMQ and instance.data_dir and _refused_login(problem):
@@ -454,7 +463,6 @@ def _postgres_bin() -> Path:
 
 def _start_postgres(state_dir: Path, record: Record, url: str, previous: Instance | None) -> None:
     started = time.monotonic()
-    target = make_url(url)
     host, port = _address(POSTGRES, url)
     bin_dir = _postgres_bin()
     log_path = state_dir / "logs" / "postgres.log"
@@ -462,7 +470,7 @@ def _start_postgres(state_dir: Path, record: Record, url: str, previous: Instanc
         known = previous.data_dir if previous else None
         data_dir = Path(known) if known else _data_dir(state_dir, POSTGRES, log_file)
         if not (data_dir / "PG_VERSION").exists():
-            _initdb(bin_dir, data_dir, target, log_file)
+            _initdb(bin_dir, data_dir, log_file)
         wait_until_bindable(_listen_address(host), port)
         # A Unix socket path has at most 107 bytes; without a socket, TCP still works.
         socket_dir = str(data_dir) if len(str(data_dir)) < 80 else ""
@@ -486,14 +494,19 @@ def _start_postgres(state_dir: Path, record: Record, url: str, previous: Instanc
     _await_start(state_dir, record, POSTGRES, instance, started)
 
 
-def _initdb(bin_dir: Path, data_dir: Path, target: URL, log_file: IO[str]) -> None:
-    """A new cluster whose superuser is the URL's user, with the URL's password for TCP logins."""
+def _initdb(bin_dir: Path, data_dir: Path, log_file: IO[str]) -> None:
+    """A new cluster whose superuser is `postgres`, with a password of its own kept beside the data dir.
+
+    The stack's admin role (DATABASE_URL's) is made afterwards, without superuser (_provide_admin_role).
+    """
+    password = secrets.token_urlsafe(24)
+    write_private(_superuser_password_file(data_dir), password)
     with tempfile.NamedTemporaryFile("w", dir=data_dir.parent, prefix=".pwfile-") as password_file:
-        password_file.write(target.password or "")
+        password_file.write(password)
         password_file.flush()
         _chown(Path(password_file.name), POSTGRES)
-        command = [str(bin_dir / "initdb"), "-D", str(data_dir), "-U", target.username or POSTGRES]
-        command += [f"--pwfile={password_file.name}", "--auth-host=scram-sha-256", "--auth-local=trust"]
+        command = [str(bin_dir / "initdb"), "-D", str(data_dir), "-U", SUPERUSER]
+        command += [f"--pwfile={password_file.name}", "--auth-host=scram-sha-256", "--auth-local=peer"]
         command += ["-E", "UTF8", "--locale=C.UTF-8"]
         log_file.flush()
         result = subprocess.run(
@@ -502,6 +515,43 @@ def _initdb(bin_dir: Path, data_dir: Path, target: URL, log_file: IO[str]) -> No
         )  # fmt: skip
     if result.returncode != 0:
         raise InfraError(f"initdb failed; last lines of {log_file.name}:\n{log_tail(Path(log_file.name))}")
+
+
+def _superuser_password_file(data_dir: Path) -> Path:
+    return data_dir.with_name(f"{data_dir.name}-superuser-password")
+
+
+def _provide_admin_role(data_dir: Path, target: URL) -> bool:
+    """The URL's role (creating roles and databases, not superuser) and its database, made by the cluster's
+    superuser; False while the server does not take logins yet. A cluster made before there was a separate
+    superuser (no password file) has the URL's role as its superuser, and is left so."""
+    try:
+        password = _superuser_password_file(data_dir).read_text().strip()
+    except FileNotFoundError:
+        return True
+    superuser = target.set(username=SUPERUSER, password=password)
+    try:
+        connection = connect_postgres(superuser, database="postgres")
+    except psycopg2.OperationalError:
+        return False
+    connection.autocommit = True
+    admin = sql.Identifier(target.username or "")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (target.username,))
+            verb = sql.SQL("ALTER" if cursor.fetchone() else "CREATE")
+            cursor.execute(
+                sql.SQL("{} ROLE {} LOGIN CREATEROLE CREATEDB NOSUPERUSER PASSWORD %s").format(verb, admin),
+                (target.password,),
+            )
+            # DROP DATABASE ... WITH (FORCE) of a test database ends the services' sessions in it.
+            cursor.execute(sql.SQL("GRANT pg_signal_backend TO {}").format(admin))
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (target.database,))
+            if cursor.fetchone() is None:
+                cursor.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(target.database), admin))
+    finally:
+        connection.close()
+    return True
 
 
 def _stop_postgres(instance: Instance) -> None:

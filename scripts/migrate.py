@@ -1,4 +1,4 @@
-"""Create each service's role and schema, then run its migrations as that role; bring the broker's
+"""Create each service's roles and schema, then run its migrations as the schema's owner; bring the broker's
 queues to the declarations the services use.
 
 Usage: python -m scripts.migrate   (reads DATABASE_URL, AMQP_URL and the per-service settings)
@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import sqlalchemy
 import sqlalchemy.exc
 from sqlalchemy import text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 
 from confbook_common.db.migrations import upgrade
 from confbook_common.messaging.topology import DEAD_LETTER_QUEUE
@@ -28,20 +29,97 @@ log = logging.getLogger("migrate")
 SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
 
 
-def provision(admin: Engine, schema: str, role: str, password: str) -> None:
-    """A login role with no other rights, owning the schema; idempotent."""
+@dataclass(frozen=True)
+class SchemaRoles:
+    """Who may do what in one service's schema (docs/adr/0022).
+
+    `owner` (no login) owns the schema and everything in it: the migrations run as it. `runtime` is the
+    role the service logs in as: it may read and write the schema's rows, use its sequences and call its
+    functions, and nothing else (no DDL, no temporary tables, no other schema).
+    """
+
+    schema: str
+    runtime: str
+    password: str
+
+    @property
+    def owner(self) -> str:
+        return f"{self.runtime}_owner"
+
+    @classmethod
+    def of(cls, service: str, service_url: str) -> SchemaRoles:
+        login = make_url(service_url)
+        return cls(schema=service, runtime=login.username or "", password=login.password or "")
+
+
+def migrate_schema(admin: Engine, migrations_dir: Path, roles: SchemaRoles, revision: str = "head") -> None:
+    """Roles and schema in place, then `migrations_dir` up to `revision` as the owner, then the runtime's grants."""
+    provision(admin, roles)
+    upgrade(migrations_dir, admin.url.render_as_string(hide_password=False), roles.schema, revision, role=roles.owner)
+    grant_runtime(admin, roles)
+
+
+def provision(admin: Engine, roles: SchemaRoles) -> None:
+    """The owner and runtime roles and the schema, as SchemaRoles says; idempotent."""
     quote = admin.dialect.identifier_preparer.quote
-    role_name, schema_name = quote(role), quote(schema)
+    owner, runtime, schema = quote(roles.owner), quote(roles.runtime), quote(roles.schema)
+    database = quote(make_url(str(admin.url)).database or "")
     with admin.begin() as db:
-        exists = db.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :role"), {"role": role}).first()
+        if not _role_exists(db, roles.owner):
+            db.exec_driver_sql(f"CREATE ROLE {owner} NOLOGIN")
         # psycopg2 binds parameters on the client, so even DDL can take the password safely.
-        verb = "ALTER" if exists else "CREATE"
-        db.exec_driver_sql(f"{verb} ROLE {role_name} LOGIN PASSWORD %(password)s", {"password": password})
-        db.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {schema_name} AUTHORIZATION {role_name}")
-        db.exec_driver_sql(f"REVOKE ALL ON SCHEMA {schema_name} FROM PUBLIC")
-        db.exec_driver_sql(f"ALTER ROLE {role_name} SET search_path = {schema_name}")
-        database = quote(make_url(str(admin.url)).database or "")
-        db.exec_driver_sql(f"GRANT CONNECT ON DATABASE {database} TO {role_name}")
+        verb = "ALTER" if _role_exists(db, roles.runtime) else "CREATE"
+        db.exec_driver_sql(
+            f"{verb} ROLE {runtime} LOGIN NOCREATEDB NOCREATEROLE PASSWORD %(password)s", {"password": roles.password}
+        )
+        # The admin acts as the owner to create the schema and run the migrations.
+        db.exec_driver_sql(f"GRANT {owner} TO CURRENT_USER")
+        db.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {owner}")
+        _take_from_runtime(db, roles, owner, runtime, schema)
+        db.exec_driver_sql(f"REVOKE ALL ON SCHEMA {schema} FROM PUBLIC")
+        db.exec_driver_sql(f"ALTER ROLE {runtime} SET search_path = {schema}")
+        # Only the roles granted may connect, and nobody may create temporary tables.
+        db.exec_driver_sql(f"REVOKE CONNECT, TEMPORARY ON DATABASE {database} FROM PUBLIC")
+        db.exec_driver_sql(f"GRANT CONNECT ON DATABASE {database} TO {runtime}")
+
+
+def _take_from_runtime(db: Connection, roles: SchemaRoles, owner: str, runtime: str, schema: str) -> None:
+    """A schema made before the owner roles belonged to the runtime role: it and all in it go to the owner."""
+    current = db.execute(
+        text("SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = :schema"), {"schema": roles.schema}
+    ).scalar_one()
+    if current.strip('"') != roles.runtime:
+        return
+    db.exec_driver_sql(f"GRANT {runtime} TO CURRENT_USER")  # REASSIGN OWNED acts for both roles
+    db.exec_driver_sql(f"REASSIGN OWNED BY {runtime} TO {owner}")
+    db.exec_driver_sql(f"REVOKE {runtime} FROM CURRENT_USER")
+    log.info("%s schema now belongs to %s", roles.schema, roles.owner)
+
+
+def grant_runtime(admin: Engine, roles: SchemaRoles) -> None:
+    """The runtime role's rights on what the migrations made (and, by default, on what the owner makes later)."""
+    quote = admin.dialect.identifier_preparer.quote
+    owner, runtime, schema = quote(roles.owner), quote(roles.runtime), quote(roles.schema)
+    rights = {
+        "TABLES": "SELECT, INSERT, UPDATE, DELETE",
+        "SEQUENCES": "USAGE, SELECT, UPDATE",
+        "FUNCTIONS": "EXECUTE",
+    }
+    with admin.begin() as db:
+        db.exec_driver_sql(f"SET ROLE {owner}")
+        db.exec_driver_sql(f"GRANT USAGE ON SCHEMA {schema} TO {runtime}")
+        for kind, granted in rights.items():
+            db.exec_driver_sql(f"GRANT {granted} ON ALL {kind} IN SCHEMA {schema} TO {runtime}")
+            db.exec_driver_sql(
+                f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {schema} GRANT {granted} ON {kind} TO {runtime}"
+            )
+        # Which migrations ran is the owner's to record.
+        db.exec_driver_sql(f"REVOKE INSERT, UPDATE, DELETE ON {schema}.alembic_version FROM {runtime}")
+        db.exec_driver_sql("RESET ROLE")
+
+
+def _role_exists(db: Connection, role: str) -> bool:
+    return db.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :role"), {"role": role}).first() is not None
 
 
 def migrate_all(env: Env | None = None) -> None:
@@ -50,13 +128,12 @@ def migrate_all(env: Env | None = None) -> None:
     admin = sqlalchemy.create_engine(env.admin_database_url(), isolation_level="AUTOCOMMIT")
     try:
         with admin.begin() as db:
-            # The booking schema's exclusion constraint (no overlapping confirmed bookings) needs it.
+            # The booking schema's exclusion constraint (no overlapping confirmed bookings) needs it; trusted,
+            # so the database's owner may create it.
             db.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
         for service in SERVICES:
-            url = env.service_database_url(service)
-            login = make_url(url)
-            provision(admin, schema=service, role=login.username or "", password=login.password or "")
-            upgrade(SERVICES_DIR / service / "migrations", url, schema=service)
+            roles = SchemaRoles.of(service, env.service_database_url(service))
+            migrate_schema(admin, SERVICES_DIR / service / "migrations", roles)
             log.info("%s schema is up to date", service)
     finally:
         admin.dispose()

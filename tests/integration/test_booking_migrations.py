@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 
 import pytest
 import sqlalchemy
@@ -11,15 +12,17 @@ from psycopg2 import sql
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 
-from confbook_common.db.migrations import upgrade
 from scripts import infra
-from scripts.migrate import SERVICES_DIR, provision
+from scripts.migrate import SERVICES_DIR, SchemaRoles, migrate_schema
 from scripts.sandbox import Infrastructure
 
 DATABASE = "confbook_migration_test"
+MIGRATIONS = SERVICES_DIR / "booking" / "migrations"
+# Brings the test's database to a revision (the newest by default), as `make migrate` does.
+Upgrade = Callable[..., None]
 
 
-def database_at(infrastructure: Infrastructure, revision: str) -> Iterator[tuple[Engine, str]]:
+def database_at(infrastructure: Infrastructure, revision: str) -> Iterator[tuple[Engine, Upgrade]]:
     """A database of its own whose booking schema stops at `revision`."""
     admin_url = make_url(infrastructure.database_url)
     connection = infra.connect_postgres(admin_url, database="postgres")
@@ -32,32 +35,31 @@ def database_at(infrastructure: Infrastructure, revision: str) -> Iterator[tuple
     with admin.begin() as db:
         db.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
     service_url = make_url(infrastructure.service_database_url("booking")).set(database=DATABASE)
-    provision(admin, schema="booking", role=service_url.username or "", password=service_url.password or "")
-    url = service_url.render_as_string(hide_password=False)
-    upgrade(SERVICES_DIR / "booking" / "migrations", url, schema="booking", revision=revision)
-    engine = sqlalchemy.create_engine(url)
-    yield engine, url
+    roles = SchemaRoles.of("booking", service_url.render_as_string(hide_password=False))
+    migrate_schema(admin, MIGRATIONS, roles, revision=revision)
+    engine = sqlalchemy.create_engine(service_url)
+    yield engine, partial(migrate_schema, admin, MIGRATIONS, roles)
     engine.dispose()
     admin.dispose()
 
 
 @pytest.fixture
-def database_at_0001(infrastructure: Infrastructure) -> Iterator[tuple[Engine, str]]:
+def database_at_0001(infrastructure: Infrastructure) -> Iterator[tuple[Engine, Upgrade]]:
     yield from database_at(infrastructure, "0001")
 
 
 @pytest.fixture
-def database_at_0007(infrastructure: Infrastructure) -> Iterator[tuple[Engine, str]]:
+def database_at_0007(infrastructure: Infrastructure) -> Iterator[tuple[Engine, Upgrade]]:
     yield from database_at(infrastructure, "0007")
 
 
 @pytest.fixture
-def database_at_0005(infrastructure: Infrastructure) -> Iterator[tuple[Engine, str]]:
+def database_at_0005(infrastructure: Infrastructure) -> Iterator[tuple[Engine, Upgrade]]:
     yield from database_at(infrastructure, "0005")
 
 
 def test_lines_keep_their_order_and_positions_through_the_upgrade(database_at_0001):
-    engine, url = database_at_0001
+    engine, upgrade = database_at_0001
     with engine.begin() as db:
         db.execute(
             text("INSERT INTO booking.users (user_id, topics) SELECT 'u' || n, '{}' FROM generate_series(1, 30) n")
@@ -94,7 +96,7 @@ def test_lines_keep_their_order_and_positions_through_the_upgrade(database_at_00
             )
         ).all()
 
-    upgrade(SERVICES_DIR / "booking" / "migrations", url, schema="booking")
+    upgrade()
 
     with engine.begin() as db:
         after = dict(
@@ -132,7 +134,7 @@ def test_lines_keep_their_order_and_positions_through_the_upgrade(database_at_00
 
 
 def test_events_the_old_dispatcher_had_not_reached_get_their_deliveries_once(database_at_0005):
-    engine, url = database_at_0005
+    engine, upgrade = database_at_0005
     with engine.begin() as db:
         db.execute(
             text("INSERT INTO booking.users (user_id, topics) SELECT 'u' || n, '{}' FROM generate_series(1, 4) n")
@@ -157,7 +159,7 @@ def test_events_the_old_dispatcher_had_not_reached_get_their_deliveries_once(dat
         # The first event was dispatched already, and its delivery sent and gone.
         db.execute(text("UPDATE booking.booking_events SET dispatched = true WHERE sequence = 1"))
 
-    upgrade(SERVICES_DIR / "booking" / "migrations", url, schema="booking", revision="0006")
+    upgrade(revision="0006")
 
     def owed() -> list[tuple[str, int]]:
         with engine.begin() as db:
@@ -178,7 +180,7 @@ def test_events_the_old_dispatcher_had_not_reached_get_their_deliveries_once(dat
 
 
 def test_what_was_made_before_owners_is_an_admins_alone_and_the_history_says_who(database_at_0007):
-    engine, url = database_at_0007
+    engine, upgrade = database_at_0007
     with engine.begin() as db:
         db.execute(text("INSERT INTO booking.users (user_id, topics) VALUES ('old', '{}'), ('older', '{}')"))
         db.execute(
@@ -195,7 +197,7 @@ def test_what_was_made_before_owners_is_an_admins_alone_and_the_history_says_who
         db.execute(text("SELECT set_config('booking.change_reason', 'conference_started', true)"))
         db.execute(text("UPDATE booking.bookings SET status = 'CANCELED' WHERE user_id = 'older'"))
 
-    upgrade(SERVICES_DIR / "booking" / "migrations", url, schema="booking")
+    upgrade()
 
     with engine.begin() as db:
         history = db.execute(

@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 from confbook_common.settings import Env
 from scripts import infra
-from scripts.migrate import SERVICES, migrate_all
+from scripts.migrate import SERVICES, SchemaRoles, migrate_all
 from scripts.sandbox import Infrastructure
 from scripts.soak import checks
 from scripts.soak.database import Databases
@@ -22,6 +22,16 @@ from scripts.soak.faults import FaultLog
 from scripts.soak.journal import Booking, Journal
 
 HOUR = timedelta(hours=1)
+# In an order the foreign keys allow.
+EMPTIED_BOOKING_TABLES = [
+    "webhook_deliveries",
+    "webhooks",
+    "booking_events",
+    "bookings",
+    "conference_seats",
+    "users",
+    "waitlist_tree",
+]
 LONG_AGO = timedelta(minutes=1)
 
 
@@ -101,13 +111,10 @@ def planter(env: Env) -> Iterator[Planter]:
         for service in ("booking", "conference")
     ]
     with engines[0].connect() as booking, engines[1].connect() as conference:
-        booking.execute(
-            text(
-                "TRUNCATE booking.webhook_deliveries, booking.webhooks, booking.booking_events, booking.bookings,"
-                " booking.conference_seats, booking.users, booking.waitlist_tree"
-            )
-        )
-        conference.execute(text("TRUNCATE conference.conferences"))
+        # DELETE, not TRUNCATE: a service's role may change rows, never more (docs/adr/0022).
+        for table in EMPTIED_BOOKING_TABLES:
+            booking.execute(text(f"DELETE FROM booking.{table}"))
+        conference.execute(text("DELETE FROM conference.conferences"))
         yield Planter(booking, conference)
     for engine in engines:
         engine.dispose()
@@ -179,8 +186,14 @@ def test_each_broken_invariant_is_reported(env, planter):
     planter.booking_of(started, "CONFIRMATION_PENDING", changed_ago=2 * LONG_AGO)
     planter.booking_of(started, "WAITLISTED", changed_ago=2 * LONG_AGO)
 
-    # The database forbids this one itself; without its constraint, the check must still see it.
-    planter.booking.execute(text("ALTER TABLE booking.bookings DROP CONSTRAINT no_overlapping_confirmed_bookings"))
+    # The database forbids this one itself; without its constraint, the check must still see it. Only the
+    # schema's owner may drop a constraint.
+    owner = SchemaRoles.of("booking", env.service_database_url("booking")).owner
+    admin = create_engine(env.admin_database_url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as as_owner:
+        as_owner.execute(text(f"SET ROLE {owner}"))
+        as_owner.execute(text("ALTER TABLE booking.bookings DROP CONSTRAINT no_overlapping_confirmed_bookings"))
+    admin.dispose()
     first = planter.conference_with(slots=5, seats_held=1)
     second = planter.conference_with(slots=5, seats_held=1)
     kept = planter.booking_of(first, "CONFIRMED", user="carol")

@@ -10,12 +10,16 @@ from alembic.config import Config
 from sqlalchemy import create_engine, pool
 
 
-def upgrade(migrations_dir: Path, database_url: str, schema: str, revision: str = "head") -> None:
-    """Bring `schema` to `revision` (the newest by default) of `migrations_dir`, as the role in `database_url`."""
+def upgrade(
+    migrations_dir: Path, database_url: str, schema: str, revision: str = "head", *, role: str | None = None
+) -> None:
+    """Bring `schema` to `revision` (the newest by default) of `migrations_dir`, logged in with `database_url`
+    and acting as `role` (the schema's owner) when given."""
     config = Config()
     config.set_main_option("script_location", str(migrations_dir))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     config.attributes["schema"] = schema
+    config.attributes["role"] = role
     command.upgrade(config, revision)
 
 
@@ -23,8 +27,15 @@ def run_migrations() -> None:
     """The body of each service's migrations/env.py: one version table per schema."""
     config = context.config
     schema = config.attributes["schema"]
+    role = config.attributes.get("role")
     engine = create_engine(config.get_main_option("sqlalchemy.url") or "", poolclass=pool.NullPool)
     with engine.connect() as connection:
+        if role:
+            # What the steps create belongs to the owner; unqualified names mean the schema's own.
+            quote = connection.dialect.identifier_preparer.quote
+            connection.exec_driver_sql(f"SET ROLE {quote(role)}")
+            connection.exec_driver_sql(f"SET search_path = {quote(schema)}")
+            connection.commit()
         context.configure(connection=connection, version_table_schema=schema)
         with context.begin_transaction():
             context.run_migrations()
