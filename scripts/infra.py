@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -80,14 +80,21 @@ class Instance:
 
 Record = dict[str, Instance]
 
+# More settings for a private PostgreSQL, decided by the caller from its data dir and port (WAL archiving:
+# scripts.backup): `name=value` strings given to the server as `-c` options at each start.
+PostgresSettings = Callable[[Path, int], list[str]]
+
 
 # --- public API -----------------------------------------------------------------------------------------------
 
 
-def up(state_dir: Path, database_url: str, amqp_url: str) -> dict[str, Outcome]:
+def up(
+    state_dir: Path, database_url: str, amqp_url: str, postgres_settings: PostgresSettings | None = None
+) -> dict[str, Outcome]:
     """Make PostgreSQL and RabbitMQ answer at their URLs, starting private ones on loopback where nothing does.
 
-    All or nothing: when one cannot be brought up, what this call started is stopped again.
+    A private PostgreSQL started here gets `postgres_settings` too. All or nothing: when one cannot be
+    brought up, what this call started is stopped again.
     """
     state_dir = state_dir.resolve()
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -95,7 +102,7 @@ def up(state_dir: Path, database_url: str, amqp_url: str) -> dict[str, Outcome]:
     try:
         # Of a cluster's nodes, the first is probed: a cluster is reused, never started here.
         for kind, url in ((POSTGRES, database_url), (RABBITMQ, amqp_nodes(amqp_url)[0])):
-            outcomes[kind] = _bring_up(state_dir, kind, url)
+            outcomes[kind] = _bring_up(state_dir, kind, url, postgres_settings)
     except BaseException:
         down(state_dir, [kind for kind, outcome in outcomes.items() if outcome is Outcome.STARTED])
         raise
@@ -283,7 +290,7 @@ def _process_environ(pid: int) -> list[str]:
 # --- deciding what to do ----------------------------------------------------------------------------------------
 
 
-def _bring_up(state_dir: Path, kind: str, url: str) -> Outcome:
+def _bring_up(state_dir: Path, kind: str, url: str, postgres_settings: PostgresSettings | None = None) -> Outcome:
     host, port = _address(kind, url)
     record = load_record(state_dir)
     existing = record.get(kind)
@@ -306,7 +313,7 @@ def _bring_up(state_dir: Path, kind: str, url: str) -> Outcome:
         raise InfraError(f"{kind} does not answer at {host}:{port} ({problem}); a private one starts only on loopback")
     previous = existing if existing and existing.started_by_us else None
     if kind == POSTGRES:
-        _start_postgres(state_dir, record, url, previous)
+        _start_postgres(state_dir, record, url, previous, postgres_settings)
     else:
         _start_rabbitmq(state_dir, record, previous or _new_rabbitmq(state_dir, url))
     return Outcome.STARTED
@@ -451,7 +458,9 @@ def _postgres_bin() -> Path:
     return initdbs[-1].parent
 
 
-def _start_postgres(state_dir: Path, record: Record, url: str, previous: Instance | None) -> None:
+def _start_postgres(
+    state_dir: Path, record: Record, url: str, previous: Instance | None, settings: PostgresSettings | None = None
+) -> None:
     started = time.monotonic()
     target = make_url(url)
     host, port = _address(POSTGRES, url)
@@ -463,15 +472,16 @@ def _start_postgres(state_dir: Path, record: Record, url: str, previous: Instanc
         if not (data_dir / "PG_VERSION").exists():
             _initdb(bin_dir, data_dir, target, log_file)
         wait_until_bindable(_listen_address(host), port)
-        # A Unix socket path has at most 107 bytes; without a socket, TCP still works.
-        socket_dir = str(data_dir) if len(str(data_dir)) < 80 else ""
+        socket_dir = postgres_socket_dir(data_dir)
         command = [str(bin_dir / "postgres"), "-D", str(data_dir), "-p", str(port)]
         command += ["-c", f"listen_addresses={_listen_address(host)}", "-c", f"unix_socket_directories={socket_dir}"]
         # Each service process keeps a pool; several workers and replicas of each need more than the default 100.
         command += ["-c", "max_connections=400"]
+        for setting in settings(data_dir, port) if settings else []:
+            command += ["-c", setting]
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            cwd=data_dir, start_new_session=True, **_run_as(POSTGRES),
+            cwd=data_dir, start_new_session=True, **run_as(POSTGRES),
         )  # fmt: skip
     instance = Instance(
         host=host,
@@ -485,19 +495,47 @@ def _start_postgres(state_dir: Path, record: Record, url: str, previous: Instanc
     _await_start(state_dir, record, POSTGRES, instance, started)
 
 
+def postgres_socket_dir(data_dir: Path) -> str:
+    """Where a private PostgreSQL puts its Unix socket: its data dir, or nowhere ("") when that path is too
+    long for a socket (at most 107 bytes); without a socket, TCP still works."""
+    return str(data_dir) if len(str(data_dir)) < 80 else ""
+
+
+def stop_postgres(state_dir: Path) -> None:
+    """Stop the private PostgreSQL this state dir started but keep its record (its data dir and port), so
+    that `start_postgres` brings it back."""
+    record = load_record(state_dir)
+    instance = record.get(POSTGRES)
+    if instance is None or not instance.started_by_us:
+        raise InfraError(f"{state_dir} did not start PostgreSQL (it reuses one that is not its own, or none)")
+    log.info("postgres: %s", _stop(POSTGRES, instance))
+    instance.pid = None
+    _save_record(state_dir, record)
+
+
+def start_postgres(state_dir: Path, settings: PostgresSettings | None = None) -> None:
+    """Start the private PostgreSQL again with the same data dir and port; returns once it lets us in."""
+    record = load_record(state_dir)
+    instance = record.get(POSTGRES)
+    if instance is None or not instance.started_by_us or instance.url is None:
+        raise InfraError(f"{state_dir} did not start PostgreSQL (it reuses one that is not its own, or none)")
+    if not _is_ours(POSTGRES, instance):
+        _start_postgres(state_dir, record, instance.url, instance, settings)
+
+
 def _initdb(bin_dir: Path, data_dir: Path, target: URL, log_file: IO[str]) -> None:
     """A new cluster whose superuser is the URL's user, with the URL's password for TCP logins."""
     with tempfile.NamedTemporaryFile("w", dir=data_dir.parent, prefix=".pwfile-") as password_file:
         password_file.write(target.password or "")
         password_file.flush()
-        _chown(Path(password_file.name), POSTGRES)
+        chown(Path(password_file.name), POSTGRES)
         command = [str(bin_dir / "initdb"), "-D", str(data_dir), "-U", target.username or POSTGRES]
         command += [f"--pwfile={password_file.name}", "--auth-host=scram-sha-256", "--auth-local=trust"]
         command += ["-E", "UTF8", "--locale=C.UTF-8"]
         log_file.flush()
         result = subprocess.run(
             command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            cwd=data_dir.parent, check=False, **_run_as(POSTGRES),
+            cwd=data_dir.parent, check=False, **run_as(POSTGRES),
         )  # fmt: skip
     if result.returncode != 0:
         raise InfraError(f"initdb failed; last lines of {log_file.name}:\n{log_tail(Path(log_file.name))}")
@@ -506,7 +544,7 @@ def _initdb(bin_dir: Path, data_dir: Path, target: URL, log_file: IO[str]) -> No
 def _stop_postgres(instance: Instance) -> None:
     assert instance.pid is not None and instance.data_dir is not None
     command = [str(_postgres_bin() / "pg_ctl"), "stop", "-m", "fast", "-D", instance.data_dir, "-t", "30"]
-    subprocess.run(command, capture_output=True, cwd="/", check=False, **_run_as(POSTGRES))
+    subprocess.run(command, capture_output=True, cwd="/", check=False, **run_as(POSTGRES))
     # pg_ctl returns once postmaster.pid is gone; the postmaster itself may be our child, still to be reaped.
     if not wait_for_exit([instance.pid], 30.0):
         terminate_process_groups([instance.pid], 5.0)
@@ -619,7 +657,7 @@ def _start_rabbitmq(state_dir: Path, record: Record, instance: Instance) -> None
     with open(instance.log_file, "a") as log_file:
         process = subprocess.Popen(
             [RABBITMQ_SERVER], env=environment, stdin=subprocess.DEVNULL, stdout=log_file,
-            stderr=subprocess.STDOUT, cwd=base, start_new_session=True, **_run_as(RABBITMQ),
+            stderr=subprocess.STDOUT, cwd=base, start_new_session=True, **run_as(RABBITMQ),
         )  # fmt: skip
     instance.pid = process.pid
     _await_start(state_dir, record, RABBITMQ, instance, started)
@@ -671,11 +709,11 @@ def _data_dir(state_dir: Path, kind: str, log_file: IO[str]) -> Path:
         log_file.write(message + "\n")
         log_file.flush()
     directory.mkdir(exist_ok=True)
-    _chown(directory, kind)
+    chown(directory, kind)
     return directory
 
 
-def _run_as(user: str) -> dict[str, Any]:
+def run_as(user: str) -> dict[str, Any]:
     """Popen arguments that drop root to the server's own user (initdb and postgres refuse to run as root)."""
     if os.geteuid() != 0:
         return {}
@@ -683,21 +721,21 @@ def _run_as(user: str) -> dict[str, Any]:
 
 
 def _reachable(directory: Path, user: str) -> bool:
-    result = subprocess.run(["test", "-x", str(directory)], cwd="/", check=False, **_run_as(user))
+    result = subprocess.run(["test", "-x", str(directory)], cwd="/", check=False, **run_as(user))
     return result.returncode == 0
 
 
-def _chown(path: Path, user: str) -> None:
+def chown(path: Path, user: str) -> None:
     if os.geteuid() == 0:
         entry = pwd.getpwnam(user)
         os.lchown(path, entry.pw_uid, entry.pw_gid)
 
 
 def _chown_tree(root: Path, user: str) -> None:
-    _chown(root, user)
+    chown(root, user)
     for directory, subdirectories, files in os.walk(root):
         for name in subdirectories + files:
-            _chown(Path(directory, name), user)
+            chown(Path(directory, name), user)
 
 
 def _listen_address(host: str) -> str:
