@@ -222,9 +222,7 @@ class Repository:
             host=socket_dir, port=self.port, user=self.superuser, dbname="postgres", connect_timeout=2
         )
 
-    def _run(
-        self, command: str, *options: str, started: Callable[[subprocess.Popen[str]], None] | None = None
-    ) -> str:
+    def _run(self, command: str, *options: str, started: Callable[[subprocess.Popen[str]], None] | None = None) -> str:
         """Run a pgBackRest command as the server's OS user; its output, or BackupError with its complaint."""
         self.prepare()
         argv = [PGBACKREST, f"--config={self.config_file}", f"--stanza={STANZA}", *options, command]
@@ -285,7 +283,10 @@ def restore(
     repository = Repository.of(state_dir, settings)
     stop_services()
     if _postgres_running(state_dir):
-        repository.archive_now()
+        try:
+            repository.archive_now()
+        except (BackupError, psycopg2.Error) as error:  # a broken or replaced cluster: what is archived is all
+            log.warning("could not archive the latest WAL (%s); restoring from what the repository holds", error)
     infra.stop_postgres(state_dir)
     log.info("restoring the database to %s", target.isoformat() if target else "the latest archived state")
     repository.restore(target)

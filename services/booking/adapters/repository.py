@@ -158,7 +158,9 @@ class SeatLedger:
     def owed_to_line(self, now: datetime) -> list[int]:
         """Conferences not started with a free seat while someone waits: a promotion that is still owed."""
         seats = conference_seats.c
-        query = select(seats.conference_id).where(seats.slots > seats.seats_held, seats.waiting > 0, seats.start_at > now)
+        query = select(seats.conference_id).where(
+            seats.slots > seats.seats_held, seats.waiting > 0, seats.start_at > now
+        )
         return list(self._connection.execute(query.order_by(seats.conference_id)).scalars())
 
     def started_with_line(self, now: datetime) -> list[int]:
