@@ -203,17 +203,20 @@ class Repository:
         the server, started next, replays WAL up to it and then takes writes on a timeline of its own."""
         if target is None:
             self._run("restore", "--delta", "--type=default")
-            return
-        earliest = [backup for backup in self.backups() if backup.finished <= target]
-        if not earliest:
+        elif not any(backup.finished <= target for backup in self.backups()):
             raise BackupError(f"no backup had finished by {target.isoformat()}: nothing to restore that moment from")
-        self._run(
-            "restore",
-            "--delta",
-            "--type=time",
-            f"--target={target.isoformat(sep=' ')}",
-            "--target-action=promote",
-        )
+        else:
+            self._run(
+                "restore",
+                "--delta",
+                "--type=time",
+                f"--target={target.isoformat(sep=' ')}",
+                "--target-action=promote",
+            )
+        # The server's socket lives in its data dir, so a backup holds the lock file of the server that ran
+        # then; a process with that pid (the old server, not yet reaped) would keep the restored one from starting.
+        for stale in self.data_dir.glob(".s.PGSQL.*.lock"):
+            stale.unlink()
 
     def connect(self) -> Any:
         """A psycopg2 connection as the superuser over the server's socket (trusted, no password)."""

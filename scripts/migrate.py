@@ -87,6 +87,8 @@ def empty_queues(amqp_url: str, window_seconds: int) -> int:
     without its process (RabbitMQ 3.10).
     """
     purged = 0
+    # pika tells of every channel the broker closes; here a refusal is how a queue never declared is found.
+    logging.getLogger("pika").setLevel(logging.ERROR)
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
         for queue in [*waitlist_topology.queue_names(window_seconds), DEAD_LETTER_QUEUE]:
