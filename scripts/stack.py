@@ -178,8 +178,8 @@ class LocalStack:
         problem = readiness_problem(self.gateway_url)
         readiness = "ready (200)" if problem is None else f"not ready ({problem})"
         lines.append(f"gateway {self.gateway_url}/readyz: {readiness}")
-        lines += infra.status(self.state_dir, self.env.admin_database_url(), self.env.amqp_url())
         lines += backup.status(self.state_dir, self.backup_settings)
+        lines += infra.status(self.state_dir, self.env.admin_database_url(), self.env.amqp_url())
         return lines
 
     @property
