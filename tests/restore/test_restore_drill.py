@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -31,7 +35,7 @@ pytestmark = pytest.mark.restore
 
 STATE_DIR = ROOT / ".run" / "restore-drill"
 # Short, so that an offer made just before the target time expires while the stack is being restored.
-WINDOW_SECONDS = 5
+WINDOW_SECONDS = 8
 SETTINGS = {"GATEWAY_RATE_LIMIT_WRITES": "100000/second", "GATEWAY_RATE_LIMIT_FAILED_AUTHENTICATIONS": "100000/second"}
 
 
@@ -72,6 +76,24 @@ def drill() -> Iterator[tuple[sandbox.Stack, backup.BackupSettings]]:
         sandbox.release(infrastructure)
 
 
+@dataclass(frozen=True)
+class Booked:
+    booking_id: int
+    sent: datetime  # just before the request left
+    acknowledged: datetime  # just after its answer came
+
+
+def book_until(api: Api, conference: dict[str, Any], stop: threading.Event) -> list[Booked]:
+    """Bookings one after another (each by a new user) until `stop`, each with when it was sent and answered."""
+    made = []
+    while not stop.is_set():
+        user = api.create_user()
+        sent = datetime.now(UTC)
+        booking_id = api.book(conference, user)["booking_id"]
+        made.append(Booked(booking_id, sent, datetime.now(UTC)))
+    return made
+
+
 def test_a_restore_brings_back_exactly_the_moment_asked_for_and_the_waitlist_carries_on(drill):
     stack, settings = drill
     client = httpx.Client(base_url=stack.base_url, headers=bearer(admin_token(stack)), timeout=10)
@@ -80,27 +102,35 @@ def test_a_restore_brings_back_exactly_the_moment_asked_for_and_the_waitlist_car
     # Before the backup: a full conference with two in line, and a roomy one.
     full = api.create_conference(slots=1)
     holder, first, second = (api.book(full, api.create_user())["booking_id"] for _ in range(3))
-    roomy = api.create_conference(slots=100)
+    roomy = api.create_conference(slots=1000)
     backup.Repository.of(STATE_DIR, settings).backup("full")
 
-    # After the backup, before the target time (so from the WAL): a conference that starts in the
-    # gap, with one in line; bookings acknowledged; a seat freed, offered to the head of the line.
-    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=12)
+    # After the backup, before the target time (so from the WAL): a conference that starts after
+    # the target time, with one in line; a seat freed, offered to the head of the line; and
+    # bookings made one after another from before the target time to after it.
+    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=15)
     starting = api.create_conference(slots=1, start=starts)
     seated, left_waiting = (api.book(starting, api.create_user())["booking_id"] for _ in range(2))
-    acknowledged = [api.book(roomy, api.create_user())["booking_id"] for _ in range(5)]
-    assert api.cancel(holder).status_code == 200
-    eventually(lambda: api.status(first) == "CONFIRMATION_PENDING")
-    time.sleep(0.5)  # the waitlist service records the offer
-    target = datetime.now(UTC)
-    time.sleep(0.2)
-
-    # After the target time: more bookings, the offer confirmed, one more in line.
-    later = [api.book(roomy, api.create_user())["booking_id"] for _ in range(5)]
-    assert api.confirm(first).status_code == 200
-    latecomer = api.book(full, api.create_user())["booking_id"]
-    assert datetime.now(UTC) < target + timedelta(seconds=WINDOW_SECONDS)  # the offer was confirmed in time
-    while datetime.now(UTC) < starts + timedelta(seconds=1):  # the conference starts in the gap
+    stop = threading.Event()
+    with ThreadPoolExecutor(1) as pool, httpx.Client(base_url=stack.base_url, timeout=10) as other:
+        stream = pool.submit(book_until, Api(other, stack), roomy, stop)
+        assert api.cancel(holder).status_code == 200
+        offered = eventually(lambda: (booking := api.booking(first))["status"] == "CONFIRMATION_PENDING" and booking)
+        offer_deadline = datetime.fromisoformat(offered["confirmation_deadline"])
+        time.sleep(1.0)  # the waitlist service records the offer; more bookings are acknowledged
+        target = datetime.now(UTC)
+        # After the target time: the offer confirmed, one more in line, more bookings.
+        assert api.confirm(first).status_code == 200
+        latecomer = api.book(full, api.create_user())["booking_id"]
+        time.sleep(1.0)
+        stop.set()
+        streamed = stream.result()
+    assert target < starts, "the conference was to start after the target time"
+    before = [booked.booking_id for booked in streamed if booked.acknowledged < target]
+    after = [booked.booking_id for booked in streamed if booked.sent > target]
+    assert before and after
+    # The offer's deadline and the start pass before the restore is done: wait for both.
+    while datetime.now(UTC) < max(starts, offer_deadline) + timedelta(seconds=1):
         time.sleep(0.2)
     assert api.status(left_waiting) == "CANCELED"
 
@@ -113,9 +143,9 @@ def test_a_restore_brings_back_exactly_the_moment_asked_for_and_the_waitlist_car
         start_services=lambda: (stack.start(), stack.wait_ready()),
     )
 
-    # Exactly what was acknowledged before the target time, and nothing after it.
-    assert [api.status(booking) for booking in acknowledged] == ["CONFIRMED"] * 5
-    for booking in [*later, latecomer]:
+    # Exactly what was acknowledged before the target time, and nothing sent after it.
+    assert [api.status(booking) for booking in before] == ["CONFIRMED"] * len(before)
+    for booking in [*after, latecomer]:
         assert client.get(f"/booking/{booking}").status_code == 404
     assert api.status(holder) == "CANCELED"
     assert api.status(seated) == "CONFIRMED"
