@@ -88,10 +88,12 @@ class Repository:
     def of(cls, state_dir: Path, settings: BackupSettings) -> Repository:
         """The repository of the PostgreSQL that `state_dir` started itself."""
         instance = infra.load_record(state_dir).get(infra.POSTGRES)
-        if instance is None or not instance.started_by_us or not instance.data_dir or not instance.url:
+        if instance is None:
+            raise BackupError(f"no PostgreSQL is recorded in {state_dir}: start the stack first")
+        if not instance.started_by_us or not instance.data_dir or not instance.url:
             raise BackupError(
-                f"{state_dir} runs no PostgreSQL of its own (DATABASE_URL names one that answered before the "
-                "stack started): back it up where it runs"
+                f"the stack of {state_dir} reuses a PostgreSQL that answered at DATABASE_URL before it started: "
+                "back it up where it runs"
             )
         return cls(Path(instance.data_dir), instance.port, make_url(instance.url).username or "", settings)
 
@@ -123,8 +125,6 @@ class Repository:
     def prepare(self) -> None:
         """The repository and pgBackRest's files, owned by the server's OS user, for it alone (0700)."""
         socket_dir = infra.postgres_socket_dir(self.data_dir)
-        if not socket_dir:
-            raise BackupError(f"{self.data_dir} is too long a path for the socket pgBackRest reaches PostgreSQL by")
         for directory in (self.path, self.own_dir, self.own_dir / "log", self.own_dir / "lock"):
             directory.mkdir(parents=True, exist_ok=True)
             directory.chmod(0o700)

@@ -496,9 +496,14 @@ def _start_postgres(
 
 
 def postgres_socket_dir(data_dir: Path) -> str:
-    """Where a private PostgreSQL puts its Unix socket: its data dir, or nowhere ("") when that path is too
-    long for a socket (at most 107 bytes); without a socket, TCP still works."""
-    return str(data_dir) if len(str(data_dir)) < 80 else ""
+    """Where a private PostgreSQL puts its Unix socket (pgBackRest reaches it there): its data dir, or, when
+    that path is too long for a socket (at most 107 bytes), a short directory of its own under /tmp."""
+    if len(str(data_dir)) < 80:
+        return str(data_dir)
+    directory = Path("/tmp") / f"confbook-pg-{hashlib.sha256(str(data_dir).encode()).hexdigest()[:10]}"
+    directory.mkdir(mode=0o755, exist_ok=True)
+    chown(directory, POSTGRES)
+    return str(directory)
 
 
 def stop_postgres(state_dir: Path) -> None:
