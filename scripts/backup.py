@@ -201,10 +201,9 @@ class Repository:
     def restore(self, target: datetime | None) -> None:
         """Replace the data dir (the server stopped) with the state at `target` (None: the latest archived);
         the server, started next, replays WAL up to it and then takes writes on a timeline of its own."""
+        self.check_restorable(target)
         if target is None:
             self._run("restore", "--delta", "--type=default")
-        elif not any(backup.finished <= target for backup in self.backups()):
-            raise BackupError(f"no backup had finished by {target.isoformat()}: nothing to restore that moment from")
         else:
             self._run(
                 "restore",
@@ -217,6 +216,14 @@ class Repository:
         # then; a process with that pid (the old server, not yet reaped) would keep the restored one from starting.
         for stale in self.data_dir.glob(".s.PGSQL.*.lock"):
             stale.unlink()
+
+    def check_restorable(self, target: datetime | None) -> None:
+        """BackupError unless some backup had finished by `target` (None: any backup at all)."""
+        backups = self.backups()
+        if target is None and not backups:
+            raise BackupError(f"the repository {self.path} holds no backup yet")
+        if target is not None and not any(backup.finished <= target for backup in backups):
+            raise BackupError(f"no backup had finished by {target.isoformat()}: nothing to restore that moment from")
 
     def connect(self) -> Any:
         """A psycopg2 connection as the superuser over the server's socket (trusted, no password)."""
@@ -284,6 +291,7 @@ def restore(
     docs/adr/0025); the services start again and rebuild from the database what the broker held.
     """
     repository = Repository.of(state_dir, settings)
+    repository.check_restorable(target)  # before anything is stopped
     stop_services()
     if _postgres_running(state_dir):
         try:
