@@ -194,14 +194,13 @@ class LocalStack:
     def restore(self, target: datetime | None) -> list[str]:
         """Stop the services, restore the database to `target` (None: the latest archived state), empty
         the broker, and start the stack again on it (docs/adr/0025); works whether the stack was up or not."""
-        self.supervisor.stop()
         # The servers run, from their data dirs, whether or not the stack was up: the WAL written last is archived.
         self._infra_up()
         backup.restore(
             self.state_dir,
             target,
             self.backup_settings,
-            stop_services=lambda: None,
+            stop_services=self.supervisor.stop,
             empty_broker=lambda: empty_queues(self.env.amqp_url(), self.env.confirmation_window_seconds()),
             start_services=self.up,
         )
