@@ -16,6 +16,8 @@ export OTEL_EXPORTER_OTLP_ENDPOINT
 export OIDC_ISSUER OIDC_AUDIENCE DEV_ISSUER_PORT
 export TEST_DATABASE_URL TEST_AMQP_URL
 export SOAK_STATE_DIR SOAK_DATABASE_URL SOAK_AMQP_URL
+export BACKUP_FULL_EVERY_DAYS BACKUP_DIFF_EVERY_HOURS BACKUP_RETENTION_FULL BACKUP_ARCHIVE_TIMEOUT_SECONDS
+export TEST_RESTORE_DATABASE_URL TEST_RESTORE_AMQP_URL
 
 .PHONY: help
 help: ## List the targets
@@ -29,6 +31,9 @@ help: ## List the targets
 	@echo "  on 127.0.0.1:DEV_ISSUER_PORT [8079] for audience confbook: make token SUB=alice ROLE=organizer prints one."
 	@echo "  make bench BENCH_ARGS=\"--quick --strict ...\" passes options; python -m scripts.bench --help lists them."
 	@echo "  make soak SOAK_ARGS=\"--operations 1500 --seed 7 ...\" likewise; python -m scripts.soak --help lists them."
+	@echo "  Backups of make up's PostgreSQL: BACKUP_FULL_EVERY_DAYS [7], BACKUP_DIFF_EVERY_HOURS [6],"
+	@echo "  BACKUP_RETENTION_FULL [2], BACKUP_ARCHIVE_TIMEOUT_SECONDS [60]; make backup TYPE=full|diff|incr [full];"
+	@echo "  make restore TARGET_TIME=\"2026-12-06 08:30:00\" (UTC unless an offset is given) or TARGET=latest."
 
 # --- setting up ------------------------------------------------------------
 
@@ -53,7 +58,7 @@ install: $(VENV)/.installed gen/.generated ## Create .venv with the pinned depen
 protos: gen/.generated ## Generate Python code (with .pyi stubs) from protos/ into gen/
 
 .PHONY: system-deps
-system-deps: ## Install PostgreSQL, RabbitMQ and wrk (and Prometheus with OBSERVE=1) from Debian's packages if missing
+system-deps: ## Install PostgreSQL, pgBackRest, RabbitMQ and wrk (and Prometheus with OBSERVE=1) from Debian's packages if missing
 	@scripts/system-deps.sh
 
 .PHONY: migrate
@@ -78,6 +83,14 @@ down: ## Stop everything `make up` started, and nothing else
 status: ## Show what `make up` started and whether it is still running
 	@$(VENV_PY) -m scripts.stack status
 
+.PHONY: backup
+backup: install ## Back up make up's PostgreSQL now (TYPE=full|diff|incr; the stack backs up by itself on a schedule)
+	@$(VENV_PY) -m scripts.stack backup $(if $(TYPE),--type "$(TYPE)")
+
+.PHONY: restore
+restore: install system-deps ## Stop the services, restore the database to TARGET_TIME="..." (or TARGET=latest), start the stack on it
+	@$(VENV_PY) -m scripts.stack restore --target "$(or $(TARGET_TIME),$(TARGET))"
+
 .PHONY: token
 token: ## An access token from `make up`'s development issuer for each SUB=alice[,bob] (ROLE=organizer|admin, TTL=s)
 	@$(VENV_PY) -m scripts.token "$(SUB)" $(if $(ROLE),--role "$(ROLE)") $(if $(TTL),--ttl "$(TTL)")
@@ -85,8 +98,8 @@ token: ## An access token from `make up`'s development issuer for each SUB=alice
 # --- checking ----------------------------------------------------------------
 
 .PHONY: test
-test: install system-deps ## The whole test suite against real PostgreSQL and RabbitMQ (started privately)
-	$(VENV_PY) -m pytest $(PYTEST_ARGS)
+test: install system-deps ## The whole test suite against real PostgreSQL and RabbitMQ (started privately), but the restore drill
+	$(VENV_PY) -m pytest -m "not restore" $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: install ## Unit and servicer tests only: no database, no broker
@@ -99,6 +112,10 @@ test-integration: install system-deps ## Integration tests: real PostgreSQL and 
 .PHONY: test-e2e
 test-e2e: install system-deps ## End-to-end tests: the whole stack over HTTP and gRPC
 	$(VENV_PY) -m pytest -m e2e $(PYTEST_ARGS)
+
+.PHONY: test-restore
+test-restore: install system-deps ## The restore drill: book, back up, book more, restore to a moment between, check the API (~2 min)
+	$(VENV_PY) -m pytest -m restore tests/restore $(PYTEST_ARGS)
 
 .PHONY: fuzz
 fuzz: install system-deps ## The hostile-input suite at length: many more generated examples, every schemathesis phase

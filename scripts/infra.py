@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -84,14 +84,21 @@ class Instance:
 
 Record = dict[str, Instance]
 
+# More settings for a private PostgreSQL, decided by the caller from its data dir and port (WAL archiving:
+# scripts.backup): `name=value` strings given to the server as `-c` options at each start.
+PostgresSettings = Callable[[Path, int], list[str]]
+
 
 # --- public API -----------------------------------------------------------------------------------------------
 
 
-def up(state_dir: Path, database_url: str, amqp_url: str) -> dict[str, Outcome]:
+def up(
+    state_dir: Path, database_url: str, amqp_url: str, postgres_settings: PostgresSettings | None = None
+) -> dict[str, Outcome]:
     """Make PostgreSQL and RabbitMQ answer at their URLs, starting private ones on loopback where nothing does.
 
-    All or nothing: when one cannot be brought up, what this call started is stopped again.
+    A private PostgreSQL started here gets `postgres_settings` too. All or nothing: when one cannot be
+    brought up, what this call started is stopped again.
     """
     state_dir = state_dir.resolve()
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -99,7 +106,7 @@ def up(state_dir: Path, database_url: str, amqp_url: str) -> dict[str, Outcome]:
     try:
         # Of a cluster's nodes, the first is probed: a cluster is reused, never started here.
         for kind, url in ((POSTGRES, database_url), (RABBITMQ, amqp_nodes(amqp_url)[0])):
-            outcomes[kind] = _bring_up(state_dir, kind, url)
+            outcomes[kind] = _bring_up(state_dir, kind, url, postgres_settings)
     except BaseException:
         down(state_dir, [kind for kind, outcome in outcomes.items() if outcome is Outcome.STARTED])
         raise
@@ -287,7 +294,7 @@ def _process_environ(pid: int) -> list[str]:
 # --- deciding what to do ----------------------------------------------------------------------------------------
 
 
-def _bring_up(state_dir: Path, kind: str, url: str) -> Outcome:
+def _bring_up(state_dir: Path, kind: str, url: str, postgres_settings: PostgresSettings | None = None) -> Outcome:
     host, port = _address(kind, url)
     record = load_record(state_dir)
     existing = record.get(kind)
@@ -310,7 +317,7 @@ def _bring_up(state_dir: Path, kind: str, url: str) -> Outcome:
         raise InfraError(f"{kind} does not answer at {host}:{port} ({problem}); a private one starts only on loopback")
     previous = existing if existing and existing.started_by_us else None
     if kind == POSTGRES:
-        _start_postgres(state_dir, record, url, previous)
+        _start_postgres(state_dir, record, url, previous, postgres_settings)
     else:
         _start_rabbitmq(state_dir, record, previous or _new_rabbitmq(state_dir, url))
     return Outcome.STARTED
@@ -461,7 +468,9 @@ def _postgres_bin() -> Path:
     return initdbs[-1].parent
 
 
-def _start_postgres(state_dir: Path, record: Record, url: str, previous: Instance | None) -> None:
+def _start_postgres(
+    state_dir: Path, record: Record, url: str, previous: Instance | None, settings: PostgresSettings | None = None
+) -> None:
     started = time.monotonic()
     host, port = _address(POSTGRES, url)
     bin_dir = _postgres_bin()
@@ -472,15 +481,16 @@ def _start_postgres(state_dir: Path, record: Record, url: str, previous: Instanc
         if not (data_dir / "PG_VERSION").exists():
             _initdb(bin_dir, data_dir, log_file)
         wait_until_bindable(_listen_address(host), port)
-        # A Unix socket path has at most 107 bytes; without a socket, TCP still works.
-        socket_dir = str(data_dir) if len(str(data_dir)) < 80 else ""
+        socket_dir = postgres_socket_dir(data_dir)
         command = [str(bin_dir / "postgres"), "-D", str(data_dir), "-p", str(port)]
         command += ["-c", f"listen_addresses={_listen_address(host)}", "-c", f"unix_socket_directories={socket_dir}"]
         # Each service process keeps a pool; several workers and replicas of each need more than the default 100.
         command += ["-c", "max_connections=400"]
+        for setting in settings(data_dir, port) if settings else []:
+            command += ["-c", setting]
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            cwd=data_dir, start_new_session=True, **_run_as(POSTGRES),
+            cwd=data_dir, start_new_session=True, **run_as(POSTGRES),
         )  # fmt: skip
     instance = Instance(
         host=host,
@@ -494,6 +504,39 @@ def _start_postgres(state_dir: Path, record: Record, url: str, previous: Instanc
     _await_start(state_dir, record, POSTGRES, instance, started)
 
 
+def postgres_socket_dir(data_dir: Path) -> str:
+    """Where a private PostgreSQL puts its Unix socket (pgBackRest reaches it there): its data dir, or, when
+    that path is too long for a socket (at most 107 bytes), a short directory of its own under /tmp."""
+    if len(str(data_dir)) < 80:
+        return str(data_dir)
+    directory = Path("/tmp") / f"confbook-pg-{hashlib.sha256(str(data_dir).encode()).hexdigest()[:10]}"
+    directory.mkdir(mode=0o755, exist_ok=True)
+    chown(directory, POSTGRES)
+    return str(directory)
+
+
+def stop_postgres(state_dir: Path) -> None:
+    """Stop the private PostgreSQL this state dir started but keep its record (its data dir and port), so
+    that `start_postgres` brings it back."""
+    record = load_record(state_dir)
+    instance = record.get(POSTGRES)
+    if instance is None or not instance.started_by_us:
+        raise InfraError(f"{state_dir} did not start PostgreSQL (it reuses one that is not its own, or none)")
+    log.info("postgres: %s", _stop(POSTGRES, instance))
+    instance.pid = None
+    _save_record(state_dir, record)
+
+
+def start_postgres(state_dir: Path, settings: PostgresSettings | None = None) -> None:
+    """Start the private PostgreSQL again with the same data dir and port; returns once it lets us in."""
+    record = load_record(state_dir)
+    instance = record.get(POSTGRES)
+    if instance is None or not instance.started_by_us or instance.url is None:
+        raise InfraError(f"{state_dir} did not start PostgreSQL (it reuses one that is not its own, or none)")
+    if not _is_ours(POSTGRES, instance):
+        _start_postgres(state_dir, record, instance.url, instance, settings)
+
+
 def _initdb(bin_dir: Path, data_dir: Path, log_file: IO[str]) -> None:
     """A new cluster whose superuser is `postgres`, with a password of its own kept beside the data dir.
 
@@ -504,14 +547,14 @@ def _initdb(bin_dir: Path, data_dir: Path, log_file: IO[str]) -> None:
     with tempfile.NamedTemporaryFile("w", dir=data_dir.parent, prefix=".pwfile-") as password_file:
         password_file.write(password)
         password_file.flush()
-        _chown(Path(password_file.name), POSTGRES)
+        chown(Path(password_file.name), POSTGRES)
         command = [str(bin_dir / "initdb"), "-D", str(data_dir), "-U", SUPERUSER]
         command += [f"--pwfile={password_file.name}", "--auth-host=scram-sha-256", "--auth-local=peer"]
         command += ["-E", "UTF8", "--locale=C.UTF-8"]
         log_file.flush()
         result = subprocess.run(
             command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            cwd=data_dir.parent, check=False, **_run_as(POSTGRES),
+            cwd=data_dir.parent, check=False, **run_as(POSTGRES),
         )  # fmt: skip
     if result.returncode != 0:
         raise InfraError(f"initdb failed; last lines of {log_file.name}:\n{log_tail(Path(log_file.name))}")
@@ -521,15 +564,31 @@ def _superuser_password_file(data_dir: Path) -> Path:
     return data_dir.with_name(f"{data_dir.name}-superuser-password")
 
 
+def superuser_name(data_dir: Path, admin_user: str) -> str:
+    """The superuser of the private cluster in `data_dir`: `postgres`, or, in a cluster made before the
+    admin role was separate (it has no superuser password), the admin role itself."""
+    made_before = (data_dir / "PG_VERSION").exists() and not _superuser_password_file(data_dir).exists()
+    return admin_user if made_before else SUPERUSER
+
+
+def superuser_url(data_dir: Path, port: int) -> URL | None:
+    """How to log in as the private cluster's superuser over TCP; None for a cluster made before the
+    admin role was separate (its socket trusts local logins)."""
+    try:
+        password = _superuser_password_file(data_dir).read_text().strip()
+    except FileNotFoundError:
+        return None
+    return URL.create("postgresql", SUPERUSER, password, "127.0.0.1", port, "postgres")
+
+
 def _provide_admin_role(data_dir: Path, target: URL) -> bool:
     """The URL's role (creating roles and databases, not superuser) and its database, made by the cluster's
     superuser; False while the server does not take logins yet. A cluster made before there was a separate
     superuser (no password file) has the URL's role as its superuser, and is left so."""
-    try:
-        password = _superuser_password_file(data_dir).read_text().strip()
-    except FileNotFoundError:
+    superuser = superuser_url(data_dir, target.port or 5432)
+    if superuser is None:
         return True
-    superuser = target.set(username=SUPERUSER, password=password)
+    superuser = superuser.set(host=target.host)
     try:
         connection = connect_postgres(superuser, database="postgres")
     except psycopg2.OperationalError:
@@ -557,7 +616,7 @@ def _provide_admin_role(data_dir: Path, target: URL) -> bool:
 def _stop_postgres(instance: Instance) -> None:
     assert instance.pid is not None and instance.data_dir is not None
     command = [str(_postgres_bin() / "pg_ctl"), "stop", "-m", "fast", "-D", instance.data_dir, "-t", "30"]
-    subprocess.run(command, capture_output=True, cwd="/", check=False, **_run_as(POSTGRES))
+    subprocess.run(command, capture_output=True, cwd="/", check=False, **run_as(POSTGRES))
     # pg_ctl returns once postmaster.pid is gone; the postmaster itself may be our child, still to be reaped.
     if not wait_for_exit([instance.pid], 30.0):
         terminate_process_groups([instance.pid], 5.0)
@@ -670,7 +729,7 @@ def _start_rabbitmq(state_dir: Path, record: Record, instance: Instance) -> None
     with open(instance.log_file, "a") as log_file:
         process = subprocess.Popen(
             [RABBITMQ_SERVER], env=environment, stdin=subprocess.DEVNULL, stdout=log_file,
-            stderr=subprocess.STDOUT, cwd=base, start_new_session=True, **_run_as(RABBITMQ),
+            stderr=subprocess.STDOUT, cwd=base, start_new_session=True, **run_as(RABBITMQ),
         )  # fmt: skip
     instance.pid = process.pid
     _await_start(state_dir, record, RABBITMQ, instance, started)
@@ -721,13 +780,13 @@ def _data_dir(state_dir: Path, kind: str, log_file: IO[str]) -> Path:
         log_file.write(message + "\n")
         log_file.flush()
     directory.mkdir(exist_ok=True)
-    _chown(directory, kind)
+    chown(directory, kind)
     # The server's files (its configuration with the admin password, its users' password hashes) are its own.
     directory.chmod(0o700)
     return directory
 
 
-def _run_as(user: str) -> dict[str, Any]:
+def run_as(user: str) -> dict[str, Any]:
     """Popen arguments that drop root to the server's own user (initdb and postgres refuse to run as root)."""
     if os.geteuid() != 0:
         return {}
@@ -735,21 +794,21 @@ def _run_as(user: str) -> dict[str, Any]:
 
 
 def _reachable(directory: Path, user: str) -> bool:
-    result = subprocess.run(["test", "-x", str(directory)], cwd="/", check=False, **_run_as(user))
+    result = subprocess.run(["test", "-x", str(directory)], cwd="/", check=False, **run_as(user))
     return result.returncode == 0
 
 
-def _chown(path: Path, user: str) -> None:
+def chown(path: Path, user: str) -> None:
     if os.geteuid() == 0:
         entry = pwd.getpwnam(user)
         os.lchown(path, entry.pw_uid, entry.pw_gid)
 
 
 def _chown_tree(root: Path, user: str) -> None:
-    _chown(root, user)
+    chown(root, user)
     for directory, subdirectories, files in os.walk(root):
         for name in subdirectories + files:
-            _chown(Path(directory, name), user)
+            chown(Path(directory, name), user)
 
 
 def _listen_address(host: str) -> str:

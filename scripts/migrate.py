@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import pika
+import pika.exceptions
 import sqlalchemy
 import sqlalchemy.exc
 from sqlalchemy import text
@@ -153,6 +155,31 @@ def migrate_broker(env: Env | None = None) -> None:
             mover_url, queues, partial(waitlist_topology.declare, window_seconds=window), event_publishers(env)
         )
     log.info("broker queues are up to date")
+
+
+def empty_queues(amqp_url: str, window_seconds: int) -> int:
+    """Purge every message from the stack's queues (those not declared yet have none); returns how many.
+
+    Purged rather than deleted: a quorum queue declared again moments after its deletion can be left
+    without its process (RabbitMQ 3.10).
+    """
+    purged = 0
+    # pika tells of every channel the broker closes; here a refusal is how a queue never declared is found.
+    logging.getLogger("pika").setLevel(logging.ERROR)
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        for queue in [*waitlist_topology.queue_names(window_seconds), DEAD_LETTER_QUEUE]:
+            channel = connection.channel()
+            try:
+                purged += channel.queue_purge(queue).method.message_count
+            except pika.exceptions.ChannelClosedByBroker as error:
+                if error.reply_code != 404:  # NOT_FOUND: never declared, so empty
+                    raise
+                continue
+            channel.close()
+    finally:
+        connection.close()
+    return purged
 
 
 def main() -> None:

@@ -14,17 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pika
 from psycopg2 import sql
 from sqlalchemy.engine import make_url
 
 from confbook_common import metrics_dir
-from confbook_common.messaging.topology import DEAD_LETTER_QUEUE
 from confbook_common.settings import SERVICES, Env
 from scripts import dev_issuer, infra
 from scripts.launching import MODULES, launch, wait_until_answers, wait_until_ready
-from scripts.migrate import migrate_all, migrate_broker
-from services.waitlist.adapters import topology as waitlist_topology
+from scripts.migrate import empty_queues, migrate_all, migrate_broker
 
 ISSUER = "issuer"  # the dev issuer's name among a stack's ports and processes
 
@@ -43,10 +40,18 @@ class Infrastructure:
         return Env(self.env()).service_database_url(service)
 
 
-def prepare(state_dir: Path, database_url: str, amqp_url: str, *, window_seconds: int) -> Infrastructure:
-    """PostgreSQL and RabbitMQ at the URLs (private ones started if none answer), a freshly migrated
-    database, and none of the queues an earlier run may have left messages in."""
-    outcomes = infra.up(state_dir, database_url, amqp_url)
+def prepare(
+    state_dir: Path,
+    database_url: str,
+    amqp_url: str,
+    *,
+    window_seconds: int,
+    postgres_settings: infra.PostgresSettings | None = None,
+) -> Infrastructure:
+    """PostgreSQL and RabbitMQ at the URLs (private ones started if none answer, PostgreSQL with
+    `postgres_settings`), a freshly migrated database, and none of the queues an earlier run may
+    have left messages in."""
+    outcomes = infra.up(state_dir, database_url, amqp_url, postgres_settings)
     try:
         _recreate_database(database_url)
         env = Env(
@@ -54,7 +59,7 @@ def prepare(state_dir: Path, database_url: str, amqp_url: str, *, window_seconds
         )
         migrate_all(env)
         migrate_broker(env)
-        _empty_queues(amqp_url, window_seconds)
+        empty_queues(amqp_url, window_seconds)
     except BaseException:  # a failure or Ctrl-C: stop what `up` started
         infra.down(state_dir)
         raise
@@ -74,17 +79,6 @@ def _recreate_database(database_url: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(url.database)))
         cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(url.database)))
-    connection.close()
-
-
-def _empty_queues(amqp_url: str, window_seconds: int) -> None:
-    """No message in today's queues. Purged rather than deleted: a quorum queue declared again
-    moments after its deletion can be left without its process (RabbitMQ 3.10)."""
-    queues = [*waitlist_topology.queue_names(window_seconds), DEAD_LETTER_QUEUE]
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    channel = connection.channel()
-    for queue in queues:
-        channel.queue_purge(queue)
     connection.close()
 
 

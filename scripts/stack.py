@@ -1,11 +1,13 @@
 """The whole stack on one machine: PostgreSQL, RabbitMQ, migrations, the three services and the gateway,
 and the development token issuer (scripts.dev_issuer) unless OIDC_ISSUER names a real one.
 
-Usage: python -m scripts.stack run|up|down|status   (settings come from the environment, see README.md)
+Usage: python -m scripts.stack run|up|down|status|backup|restore   (settings come from the environment, see README.md)
 
 `up` returns once GET /readyz answers 200, and supervisord (scripts.supervision) then keeps every
 process running: one that dies is restarted by itself. `run` is `up` in the foreground until
-Ctrl-C; `down` stops everything `up` started, and nothing else.
+Ctrl-C; `down` stops everything `up` started, and nothing else. A private PostgreSQL archives its
+WAL and is backed up on a schedule (scripts.backup); `backup` takes one now, and `restore --target`
+brings the stack back to a moment (or the latest archived state).
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ import signal
 import sys
 import time
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
+from sqlalchemy.engine import make_url
+
 from confbook_common.metrics import metrics_address
 from confbook_common.settings import SERVICES, ConfigError, Env
-from scripts import dev_issuer, infra, observe
+from scripts import backup, dev_issuer, infra, observe
 from scripts.launching import (
     MODULES,
     REPO_ROOT,
@@ -36,7 +41,7 @@ from scripts.launching import (
     wait_until_answers,
     wait_until_ready,
 )
-from scripts.migrate import migrate_all, migrate_broker
+from scripts.migrate import empty_queues, migrate_all, migrate_broker
 from scripts.private_files import write_private
 from scripts.supervision import ProcessState, Program, Supervisor, SupervisorError
 
@@ -47,6 +52,7 @@ _SECRET_LENGTH = 64
 # Where `up` writes whose tokens the stack accepts, for `make token` to find.
 ISSUER_RECORD = "issuer.json"
 ISSUER_PROGRAM = "issuer"
+BACKUPS_PROGRAM = "backups"
 
 
 class LocalStack:
@@ -118,6 +124,10 @@ class LocalStack:
         if observe.wanted(self.env):
             command = tuple(observe.prometheus_command(self.env, self.state_dir))
             programs.append(Program("prometheus", "", 1, command=command))
+        if self._postgres_is_ours():
+            # Its first backup is taken at once, in the background: `up` does not wait for it.
+            command = (sys.executable, "-m", "scripts.backup", "schedule", "--state-dir", str(self.state_dir))
+            programs.append(Program(BACKUPS_PROGRAM, "scripts.backup", 1, command=command))
         return programs
 
     # --- commands --------------------------------------------------------------------------------------------
@@ -128,7 +138,7 @@ class LocalStack:
             raise StackError(f"already up (supervisord of {relative(self.state_dir)}); make down first")
         issuer = self._issuer_settings()  # a half-named issuer is refused before anything starts
         self._check_ports_free()
-        outcomes = infra.up(self.state_dir, self.env.admin_database_url(), self.env.amqp_url())
+        outcomes = self._infra_up()
         self._infra_started = [kind for kind, outcome in outcomes.items() if outcome is infra.Outcome.STARTED]
         try:
             self.environment = {**self._made_secrets(), **self.environment, **issuer}
@@ -169,8 +179,34 @@ class LocalStack:
         problem = readiness_problem(self.gateway_url)
         readiness = "ready (200)" if problem is None else f"not ready ({problem})"
         lines.append(f"gateway {self.gateway_url}/readyz: {readiness}")
+        lines += backup.status(self.state_dir, self.backup_settings)
         lines += infra.status(self.state_dir, self.env.admin_database_url(), self.env.amqp_url())
         return lines
+
+    @property
+    def backup_settings(self) -> backup.BackupSettings:
+        return backup.BackupSettings.from_env(self.env)
+
+    def backup(self, kind: str) -> str:
+        """Take a backup of the private PostgreSQL now; says which."""
+        taken = backup.Repository.of(self.state_dir, self.backup_settings).backup(kind)
+        return f"{taken.type} backup {taken.label} finished at {taken.finished:%Y-%m-%d %H:%M:%S} UTC"
+
+    def restore(self, target: datetime | None) -> list[str]:
+        """Stop the services, restore the database to `target` (None: the latest archived state), empty
+        the broker, and start the stack again on it (docs/adr/0025); works whether the stack was up or not."""
+        # The servers run, from their data dirs, whether or not the stack was up: the WAL written last is archived.
+        self._infra_up()
+        backup.restore(
+            self.state_dir,
+            target,
+            self.backup_settings,
+            stop_services=self.supervisor.stop,
+            empty_broker=lambda: empty_queues(self.env.amqp_url(), self.env.confirmation_window_seconds()),
+            start_services=self.up,
+        )
+        moment = f"{target:%Y-%m-%d %H:%M:%S.%f} UTC" if target else "the latest archived state"
+        return [f"the database is back at {moment}; the broker was emptied and the services started on it"]
 
     def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> list[int]:
         """Signal every worker of a program (`booking-2`), or of every replica of a service (`booking`)."""
@@ -186,6 +222,16 @@ class LocalStack:
         return signalled
 
     # --- internals -------------------------------------------------------------------------------------------
+
+    def _infra_up(self) -> dict[str, infra.Outcome]:
+        """PostgreSQL and RabbitMQ; a private PostgreSQL archives its WAL into the state dir's repository."""
+        database_url = self.env.admin_database_url()
+        archiving = backup.archiving(self.backup_settings, make_url(database_url).username or "")
+        return infra.up(self.state_dir, database_url, self.env.amqp_url(), archiving)
+
+    def _postgres_is_ours(self) -> bool:
+        instance = infra.load_record(self.state_dir).get(infra.POSTGRES)
+        return instance is not None and instance.started_by_us
 
     def _issuer_settings(self) -> dict[str, str]:
         """What every program is told of the issuer: the environment's, or this stack's dev issuer."""
@@ -325,13 +371,24 @@ def _run(stack: LocalStack) -> int:
             print(line)
 
 
+def _restore(stack: LocalStack, target: str | None) -> int:
+    if not target:
+        raise backup.BackupError('say which moment: make restore TARGET_TIME="2026-12-06 08:30:00" or TARGET=latest')
+    for line in stack.restore(backup.parse_target(target)):
+        print(line)
+    _print_summary(stack, "Stop it with `make down`.")
+    return 0
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.stack", description="The whole stack on this machine.")
-    parser.add_argument("command", choices=["run", "up", "down", "status"])
+    parser.add_argument("command", choices=["run", "up", "down", "status", "backup", "restore"])
+    parser.add_argument("--type", default="full", choices=backup.BACKUP_TYPES, help="backup: which kind")
+    parser.add_argument("--target", help="restore: an ISO 8601 time (UTC unless an offset is given), or latest")
     args = parser.parse_args(argv)
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)  # keeps our lines in order with the log lines on stderr
@@ -342,10 +399,12 @@ def main(argv: list[str] | None = None) -> int:
         "up": lambda: _up(stack),
         "down": lambda: print("\n".join(stack.down())) or 0,
         "status": lambda: print("\n".join(stack.status())) or 0,
+        "backup": lambda: print(stack.backup(args.type)) or 0,
+        "restore": lambda: _restore(stack, args.target),
     }
     try:
         return commands[args.command]()
-    except (ConfigError, StackError, SupervisorError, infra.InfraError) as error:
+    except (ConfigError, StackError, SupervisorError, infra.InfraError, backup.BackupError) as error:
         print(f"stack {args.command}: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

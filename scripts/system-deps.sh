@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Install the PostgreSQL and RabbitMQ servers, and the wrk load generator (make bench), from Debian's packages when
-# missing, without starting their services: scripts/infra.py runs private instances of them instead.
+# Install the PostgreSQL and RabbitMQ servers, pgBackRest (backups of the private PostgreSQL), and the wrk load
+# generator (make bench), from Debian's packages when missing, without starting their services: scripts/infra.py
+# runs private instances of them instead.
 # With OBSERVE=1 (make up OBSERVE=1), Prometheus too, which scripts/observe.py runs privately.
 set -euo pipefail
 
 missing=()
 [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] || missing+=(rabbitmq-server)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+[[ -x /usr/bin/pgbackrest ]] || missing+=(pgbackrest)
 [[ -x /usr/bin/wrk ]] || missing+=(wrk)
 if [[ ${OBSERVE:-0} == 1 ]]; then
     [[ -x /usr/bin/prometheus ]] || missing+=(prometheus)

@@ -21,6 +21,7 @@ from services.booking.adapters.metrics import WaitlistCollector
 from services.booking.config import SERVICE, BookingConfig
 from services.booking.entrypoints.grpc_servicer import BookingServicer
 from services.booking.entrypoints.promotion_servicer import PromotionServicer
+from services.booking.entrypoints.reconciler import StartupReconciler
 from services.booking.entrypoints.webhook_sender import WebhookSender
 from services.booking.service_layer.unit_of_work import BookingUnitOfWork
 
@@ -59,6 +60,7 @@ def build(config: BookingConfig) -> ServiceRuntime:
     runtime.add_collector(WaitlistCollector(engine))
     runtime.add_worker(OutboxRelay(engine=engine, table=tables.outbox, amqp_url=config.amqp_url))
     runtime.add_worker(ExpiredKeyPurger(engine.connect, tables.idempotency_keys))
+    runtime.add_worker(StartupReconciler(unit_of_work))
     runtime.add_worker(
         WebhookSender(
             unit_of_work,

@@ -220,6 +220,8 @@ def test_every_service_still_answers_afterwards(stack, service):
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
+# Reflection reports a status as its number.
+NOT_FOUND_CODE = 5
 # Names no service has: up to a mebibyte (gRPC's default bound on a message is four).
 hostile_names = hostile.bad_wire_text | st.sampled_from(["x" * 2**20, "confbook." * 10_000])
 
@@ -241,7 +243,7 @@ def test_health_and_reflection_do_not_echo_a_hostile_name(stack, service):
             watch.cancel()
             asked = reflection_pb2.ServerReflectionRequest(file_containing_symbol=name)
             answer = next(reflection.ServerReflectionInfo(iter([asked]), timeout=10))
-            assert answer.error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]
+            assert answer.error_response.error_code == NOT_FOUND_CODE
             assert len(answer.error_response.error_message) <= MESSAGE_MAX_LENGTH
 
         check()

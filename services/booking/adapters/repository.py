@@ -155,6 +155,23 @@ class SeatLedger:
         ).first()
         return _to_conference(row) if row else None
 
+    def owed_to_line(self, now: datetime) -> list[int]:
+        """Conferences not started with a free seat while someone waits: a promotion that is still owed."""
+        seats = conference_seats.c
+        query = select(seats.conference_id).where(
+            seats.slots > seats.seats_held, seats.waiting > 0, seats.start_at > now
+        )
+        return list(self._connection.execute(query.order_by(seats.conference_id)).scalars())
+
+    def started_with_line(self, now: datetime) -> list[int]:
+        """Conferences that have started while someone still waits or holds an offer: a line still to close."""
+        line = select(bookings.c.booking_id).where(
+            bookings.c.conference_id == conference_seats.c.conference_id,
+            bookings.c.status.in_([Status.WAITLISTED.value, Status.CONFIRMATION_PENDING.value]),
+        )
+        query = select(conference_seats.c.conference_id).where(conference_seats.c.start_at <= now, line.exists())
+        return list(self._connection.execute(query.order_by(conference_seats.c.conference_id)).scalars())
+
     def set_slots(self, conference_id: int, slots: int) -> None:
         """The caller holds the ledger's lock and has checked the seats held; the never_oversold
         CHECK (seats_held <= slots) is the last line should it not."""
@@ -368,6 +385,15 @@ class BookingRepository:
         if lock:
             query = query.with_for_update(of=bookings)
         return [_to_booking(row) for row in self._connection.execute(query.order_by(bookings.c.booking_id))]
+
+    def pending_offers(self) -> list[Booking]:
+        """Every booking holding an offer now (pending, with its deadline)."""
+        rows = self._connection.execute(
+            _booking_query()
+            .where(bookings.c.status == Status.CONFIRMATION_PENDING.value)
+            .order_by(bookings.c.booking_id)
+        )
+        return [_to_booking(row) for row in rows]
 
     def line_head(self, conference_id: int, limit: int) -> list[Booking]:
         """The first `limit` bookings in line, locked."""

@@ -56,7 +56,7 @@ from services.booking.domain.model import (
     seat_change,
 )
 from services.booking.domain.recommendations import Recommendation, recommend
-from services.booking.service_layer.unit_of_work import BookingUnitOfWork
+from services.booking.service_layer.unit_of_work import BookingUnitOfWork, UnitOfWorkFactory
 
 Reason = events_pb2.SeatReleased.Reason
 
@@ -437,6 +437,45 @@ def close_waitlist(uow: BookingUnitOfWork, conference_id: int, now: datetime) ->
         canceled = uow.bookings.cancel_line(conference_id)
         uow.commit()
     return canceled
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    seats_owed: int  # conferences whose free seats were announced again
+    offers: int  # pending offers announced again
+    lines_closed: int  # started conferences whose line was still open
+
+
+def reconcile(uow_factory: UnitOfWorkFactory, now: datetime) -> Reconciled:
+    """Announce again, from this service's data alone, what the waitlist service must act on, and close
+    the lines of conferences that have started; whatever event about them was lost on the way.
+
+    Run as the service starts. The broker may have lost events, or a restore may have purged them
+    (docs/adr/0025): free seats while people wait are owed to the line (SeatReleased), each pending
+    offer must be watched for its deadline (OfferMade), and a conference that has started owes its
+    line nothing. Each of these is idempotent where it lands, so running it again changes nothing.
+    """
+    uow = uow_factory()
+    with uow:
+        owed = uow.seats.owed_to_line(now)
+        for conference_id in owed:
+            uow.outbox.add(events_pb2.SeatReleased(conference_id=conference_id, reason=Reason.REASON_RECONCILED))
+        offers = uow.bookings.pending_offers()
+        for offer in offers:
+            assert offer.offer_deadline is not None  # the deadline_iff_pending constraint
+            uow.outbox.add(
+                events_pb2.OfferMade(
+                    booking_id=offer.booking_id,
+                    conference_id=offer.conference.conference_id,
+                    user_id=offer.user_id,
+                    deadline=to_timestamp(offer.offer_deadline),
+                )
+            )
+        started = uow.seats.started_with_line(now)
+        uow.commit()
+    for conference_id in started:
+        close_waitlist(uow_factory(), conference_id, now)
+    return Reconciled(seats_owed=len(owed), offers=len(offers), lines_closed=len(started))
 
 
 # --- shared steps ------------------------------------------------------------------
