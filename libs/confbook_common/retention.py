@@ -176,14 +176,15 @@ class RetentionCollector(Collector):
         yield lifetimes
 
     def _read(self, connection: Connection) -> list[tuple[int, datetime | None]]:
-        counts = dict(
-            connection.execute(
+        counts: dict[str, int] = dict(
+            (name, count)
+            for name, count in connection.execute(
                 text(
                     "SELECT schemaname || '.' || relname, n_live_tup FROM pg_stat_user_tables"
                     " WHERE schemaname = ANY(:schemas)"
                 ),
                 {"schemas": sorted({rule.label[0] for rule in self._rules})},
-            ).all()
+            )
         )
         return [
             (int(counts.get(f"{rule.label[0]}.{rule.label[1]}", 0)), connection.execute(rule.oldest).scalar())
