@@ -19,6 +19,7 @@ from google.rpc import status_pb2
 from grpc_status import rpc_status
 from sqlalchemy import (
     Column,
+    Connection,
     DateTime,
     Integer,
     LargeBinary,
@@ -196,3 +197,10 @@ def _replayed_status(serialized: bytes) -> grpc.Status:
         details=status.details,
         trailing_metadata=(*status.trailing_metadata, (REPLAYED_METADATA, "true")),
     )
+
+
+def forget_caller(connection: Connection, table: Table, caller: str) -> int:
+    """Drop every key of one caller (its person was erased); returns how many. A key's caller is
+    what follows its first space (see IdempotentCalls.run). Rare: a scan of a day's keys."""
+    caller_of_key = func.substr(table.c.key, func.strpos(table.c.key, " ") + 1)
+    return connection.execute(delete(table).where(caller_of_key == caller)).rowcount or 0
