@@ -124,6 +124,10 @@ bench: install system-deps ## The HTTP API under wrk beside ceilings from the sa
 soak: install system-deps ## Random bookings from many clients on two replicas per service, under kills and outages; then the invariants
 	$(VENV_PY) -m scripts.soak $(SOAK_ARGS)
 
+.PHONY: soak-retention
+soak-retention: install system-deps ## Ten minutes of traffic with lifetimes of seconds: every growing table stays flat
+	RETENTION_SOAK_SECONDS=$${RETENTION_SOAK_SECONDS:-600} $(VENV_PY) -m pytest tests/e2e/test_retention.py $(PYTEST_ARGS)
+
 .PHONY: clean
 clean: down ## Remove .venv, gen/ and .run/ (private database and broker data included)
 	rm -rf $(VENV) gen .run .pytest_cache .mypy_cache .ruff_cache
