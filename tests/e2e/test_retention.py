@@ -171,8 +171,8 @@ def test_every_growing_table_stays_flat_once_its_lifetime_applies(short_lived: S
     }
     assert grown == {}, grown
 
-    for schema, table in (("booking", "booking_events"), ("booking", "outbox"), ("booking", "idempotency_keys")):
-        labels = f'schema="{schema}",table="{table}"'
+    for schema, name in (("booking", "booking_events"), ("booking", "outbox"), ("booking", "idempotency_keys")):
+        labels = f'schema="{schema}",table="{name}"'
         assert re.search(rf"confbook_table_rows\{{{labels}\}} \d", metrics), metrics
         assert re.search(rf"confbook_table_oldest_age_seconds\{{{labels}\}} \d", metrics), metrics
         assert f"confbook_table_lifetime_seconds{{{labels}}} {float(LIFETIME_SECONDS)}" in metrics

@@ -15,6 +15,7 @@ from confbook_common.timestamps import utc_now
 from scripts.sandbox import Infrastructure
 from services.booking.adapters import retention, tables
 from services.booking.config import BookingLifetimes
+from services.booking.domain.model import Conference
 from services.booking.service_layer import handlers
 from services.waitlist.adapters import retention as waitlist_retention
 from services.waitlist.adapters import tables as waitlist_tables
@@ -54,7 +55,7 @@ def age_events(engine: Engine, booking_ids: list[int], by: timedelta = LONG_AGO)
         )
 
 
-def booked_and_canceled(uow, directory, new_user, tomorrow) -> tuple[object, list[int]]:
+def booked_and_canceled(uow, directory, new_user, tomorrow) -> tuple[Conference, list[int]]:
     """Two bookings of one conference, each with a few events: one CONFIRMED, one CANCELED."""
     conference = directory.add(start=tomorrow, slots=1)
     now = tomorrow - timedelta(days=1)
