@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from confbook.booking.v1 import booking_pb2, booking_pb2_grpc
+from confbook.conference.v1 import conference_pb2, conference_pb2_grpc
 from confbook_common.db import create_engine
 from scripts.sandbox import Stack
 from tests.e2e.conftest import Api, assert_error, bearer, grpc_channel, subject_of
@@ -183,6 +184,14 @@ def test_export_and_erasure_over_grpc(api: Api, stack: Stack):
     with pytest.raises(grpc.RpcError) as refused:
         other.EraseUser(booking_pb2.EraseUserRequest(user_id=user), timeout=5)
     assert refused.value.code() is grpc.StatusCode.NOT_FOUND
+
+    # A subject's conferences are forgotten only by that subject or an admin.
+    conferences = conference_pb2_grpc.ConferenceServiceStub(
+        grpc_channel(stack, "conference", api.token(subject_of(stranger)))
+    )
+    with pytest.raises(grpc.RpcError) as refused:
+        conferences.ForgetOwner(conference_pb2.ForgetOwnerRequest(subject=subject_of(user)), timeout=5)
+    assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
 
     export = own.ExportUser(booking_pb2.ExportUserRequest(user_id=user), timeout=5)
     assert export.user.user_id == user and export.subject == subject_of(user)
