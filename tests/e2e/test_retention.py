@@ -100,9 +100,14 @@ def one_round(client: httpx.Client, stack: Stack, admin: dict[str, str]) -> None
     """A conference that starts in seconds and lasts one: two seats, four people, keyed requests,
     both seated ones canceling (so the other two are offered their seats); its start closes the
     line, and soon it is over with nothing but canceled bookings left to keep."""
+    people = []
+    for _ in range(4):
+        user = f"r{uuid.uuid4().hex[:12]}"
+        me = bearer(stack.token(subject_of(user)))
+        assert client.post("/user", json={"user_id": user, "topics": []}, headers=me).status_code == 201
+        people.append((user, me))
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=6)
     name = f"Brief {uuid.uuid4().hex[:10]}"
-    organizer = bearer(stack.token(ORGANIZER, "organizer"))
     created = client.post(
         "/conference",
         json={
@@ -113,21 +118,20 @@ def one_round(client: httpx.Client, stack: Stack, admin: dict[str, str]) -> None
             "slots": 2,
             "topics": ["Retention"],
         },
-        headers={**organizer, "Idempotency-Key": f"c-{uuid.uuid4()}"},
+        headers={**bearer(stack.token(ORGANIZER, "organizer")), "Idempotency-Key": f"c-{uuid.uuid4()}"},
     )
     assert created.status_code == 201, created.text
     bookings = []
-    for _ in range(4):
-        user = f"r{uuid.uuid4().hex[:12]}"
-        me = bearer(stack.token(subject_of(user)))
-        assert client.post("/user", json={"user_id": user, "topics": []}, headers=me).status_code == 201
+    for user, me in people:
         booked = client.post(
             "/book", json={"name": name, "user_id": user}, headers={**me, "Idempotency-Key": f"b-{uuid.uuid4()}"}
         )
+        if booked.status_code == 409:  # a machine so busy that the conference started meanwhile
+            return
         assert booked.status_code == 201, booked.text
         bookings.append(booked.json()["booking_id"])
     for seated in bookings[:2]:
-        assert client.post("/cancel", json={"booking_id": seated}, headers=admin).status_code == 200
+        assert client.post("/cancel", json={"booking_id": seated}, headers=admin).status_code in (200, 409)
 
 
 def test_every_growing_table_stays_flat_once_its_lifetime_applies(short_lived: Stack, admin_db: Engine):
@@ -137,27 +141,27 @@ def test_every_growing_table_stays_flat_once_its_lifetime_applies(short_lived: S
         receiver = WebhookReceiver().start()
         hook = client.post("/webhooks", json={"url": receiver.url})
         assert hook.status_code == 201, hook.text
-        samples: list[tuple[float, dict[tuple[str, str], int]]] = []
+        # Each round: seconds since the start, the rows of each table, the events written so far.
+        samples: list[tuple[float, dict[tuple[str, str], int], int]] = []
+        before = written_so_far(admin_db)
         began = time.monotonic()
-        written_at_half = 0
         while (elapsed := time.monotonic() - began) < SOAK_SECONDS:
             one_round(client, short_lived, admin)
-            samples.append((elapsed, counts(admin_db)))
-            if not written_at_half and elapsed >= SOAK_SECONDS / 2:
-                written_at_half = written_so_far(admin_db)
+            samples.append((elapsed, counts(admin_db), written_so_far(admin_db) - before))
             time.sleep(0.5)
-        written = written_so_far(admin_db)
         metrics = httpx.get(short_lived.metrics_url("booking"), timeout=10).text
         client.delete(f"/webhooks/{hook.json()['webhook_id']}")
         receiver.stop()
     assert receiver.received, "the receiver got nothing"
 
-    # Lifetimes of seconds apply from the first rounds on: compare the second half with the first
-    # half after its warm-up, while the traffic kept writing at the same pace.
-    warm = [counts for at, counts in samples if WARM_UP_SECONDS <= at < SOAK_SECONDS / 2]
-    late = [counts for at, counts in samples if at >= SOAK_SECONDS / 2]
-    assert warm and late, samples
-    assert written > written_at_half * 1.5, (written_at_half, written)
+    # Lifetimes of seconds apply from the first rounds on: compare the second half of the rounds with
+    # the first half after its warm-up, while the second half wrote as much again as the first.
+    half = len(samples) // 2
+    warm = [counts for at, counts, _ in samples[:half] if at >= WARM_UP_SECONDS]
+    late = [counts for _, counts, _ in samples[half:]]
+    assert len(warm) >= 3 and late, [(at, written) for at, _, written in samples]
+    written_at_half, written = samples[half - 1][2], samples[-1][2]
+    assert written > written_at_half * 1.8, (written_at_half, written)
     for table in TABLES:  # shown with -s: the figures a longer run reports
         print(
             f"{'.'.join(table):32} rows: first half at most {max(each[table] for each in warm):6},"
