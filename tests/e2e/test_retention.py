@@ -134,6 +134,7 @@ def one_round(client: httpx.Client, stack: Stack, admin: dict[str, str]) -> None
         assert client.post("/cancel", json={"booking_id": seated}, headers=admin).status_code in (200, 409)
 
 
+@pytest.mark.timeout(SOAK_SECONDS + 240)  # the traffic, and the stack's start and stop
 def test_every_growing_table_stays_flat_once_its_lifetime_applies(short_lived: Stack, admin_db: Engine):
     admin = bearer(short_lived.token(ADMIN, "admin"))
     with httpx.Client(base_url=short_lived.base_url, timeout=10, headers=admin) as client:
