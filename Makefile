@@ -29,6 +29,7 @@ help: ## List the targets
 	@echo "  on 127.0.0.1:DEV_ISSUER_PORT [8079] for audience confbook: make token SUB=alice ROLE=organizer prints one."
 	@echo "  make bench BENCH_ARGS=\"--quick --strict ...\" passes options; python -m scripts.bench --help lists them."
 	@echo "  make soak SOAK_ARGS=\"--operations 1500 --seed 7 ...\" likewise; python -m scripts.soak --help lists them."
+	@echo "  RETENTION_<TABLE> [30d, 7d, 90d, 1d, 24h...]: how long each growing table keeps its rows (README, Retention)."
 
 # --- setting up ------------------------------------------------------------
 
