@@ -34,6 +34,7 @@ help: ## List the targets
 	@echo "  Backups of make up's PostgreSQL: BACKUP_FULL_EVERY_DAYS [7], BACKUP_DIFF_EVERY_HOURS [6],"
 	@echo "  BACKUP_RETENTION_FULL [2], BACKUP_ARCHIVE_TIMEOUT_SECONDS [60]; make backup TYPE=full|diff|incr [full];"
 	@echo "  make restore TARGET_TIME=\"2026-12-06 08:30:00\" (UTC unless an offset is given) or TARGET=latest."
+	@echo "  RETENTION_<TABLE> [30d, 7d, 90d, 1d, 24h...]: how long each growing table keeps its rows (README, Retention)."
 
 # --- setting up ------------------------------------------------------------
 
@@ -140,6 +141,10 @@ bench: install system-deps ## The HTTP API under wrk beside ceilings from the sa
 .PHONY: soak
 soak: install system-deps ## Random bookings from many clients on two replicas per service, under kills and outages; then the invariants
 	$(VENV_PY) -m scripts.soak $(SOAK_ARGS)
+
+.PHONY: soak-retention
+soak-retention: install system-deps ## Ten minutes of traffic with lifetimes of seconds: every growing table stays flat
+	RETENTION_SOAK_SECONDS=$${RETENTION_SOAK_SECONDS:-600} $(VENV_PY) -m pytest tests/e2e/test_retention.py $(PYTEST_ARGS)
 
 .PHONY: clean
 clean: down ## Remove .venv, gen/ and .run/ (private database and broker data included)

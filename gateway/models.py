@@ -297,6 +297,47 @@ class WebhookList(BaseModel):
     webhooks: list[WebhookOut]
 
 
+class EventData(BaseModel):
+    booking: BookingOut
+    reason: str = Field(examples=["user_erased"])
+    by: str = Field(description="Who caused the change: attendee, organizer, admin or system")
+
+
+class BookingEventOut(BaseModel):
+    """A change of a booking, as webhooks deliver and streams send it."""
+
+    id: str
+    type: str = Field(examples=["booking.canceled"])
+    occurred_at: str = Field(examples=["2030-06-14T10:00:00Z"])
+    data: EventData
+
+
+class ExportedUser(UserOut):
+    created_at: str
+
+
+class ExportedBooking(BookingOut):
+    created_at: str
+    history: list[BookingEventOut] = Field(
+        description="Its changes, oldest first, as far back as RETENTION_BOOKING_EVENTS keeps them"
+    )
+
+
+class ExportedWebhook(WebhookOut):
+    created_at: str
+
+
+class UserExport(BaseModel):
+    """Everything the product holds about a user."""
+
+    user: ExportedUser
+    subject: str | None = Field(description="The subject of the access tokens the user belongs to")
+    bookings: list[ExportedBooking]
+    webhooks: list[ExportedWebhook] = Field(description="The subject's subscriptions, without their secrets")
+    conferences_owned: list[str] = Field(description="The names of the conferences the subject created")
+    exported_at: str
+
+
 class ErrorDetail(BaseModel):
     code: str = Field(examples=["CONFERENCE_STARTED"])
     message: str

@@ -251,6 +251,45 @@ async def list_user_bookings(user_id: models.UserIdToFind, clients: CallerClient
     return models.UserBookings(user_id=user_id, bookings=[_booking(booking) for booking in reply.bookings])
 
 
+@router.get("/user/{user_id}/export", responses=ERRORS, tags=["users"])
+async def export_user(user_id: models.UserIdToFind, clients: CallerClients) -> models.UserExport:
+    """Everything the product holds about the user, as one document: the user's own subject or an admin."""
+    reply = await clients.bookings.ExportUser(
+        booking_pb2.ExportUserRequest(user_id=user_id), timeout=clients.timeout, metadata=clients.metadata()
+    )
+    return models.UserExport(
+        user=models.ExportedUser(
+            user_id=reply.user.user_id, topics=list(reply.user.topics), created_at=format_utc(reply.user.created_at)
+        ),
+        subject=reply.subject or None,
+        bookings=[
+            models.ExportedBooking(
+                **booking_json(each.booking),
+                created_at=format_utc(each.booking.created_at),
+                history=[models.BookingEventOut.model_validate(event_json(event)) for event in each.history],
+            )
+            for each in reply.bookings
+        ],
+        webhooks=[
+            models.ExportedWebhook(**_webhook(webhook), created_at=format_utc(webhook.created_at))
+            for webhook in reply.webhooks
+        ],
+        conferences_owned=list(reply.owned_conferences),
+        exported_at=format_utc(reply.exported_at),
+    )
+
+
+@router.delete("/user/{user_id}", status_code=204, responses=ERRORS, tags=["users"])
+async def erase_user(user_id: models.UserIdToFind, clients: CallerClients) -> Response:
+    """Erase the user: the user's own subject or an admin. Its active bookings are canceled (their seats
+    go to the lines at once), its bookings stay under a pseudonym, and what identifies the person goes.
+    A second DELETE is a 404: nothing is left to find."""
+    await clients.bookings.EraseUser(
+        booking_pb2.EraseUserRequest(user_id=user_id), timeout=clients.timeout, metadata=clients.metadata()
+    )
+    return Response(status_code=204)
+
+
 @router.get("/user/{user_id}/recommendations", responses=ERRORS, tags=["users"])
 async def recommendations(
     user_id: models.UserIdToFind,

@@ -10,7 +10,7 @@ import collections
 import hashlib
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TypeVar
 
 import grpc
@@ -38,8 +38,6 @@ from confbook_common.db import SqlUnitOfWork, retry_on_conflict
 from confbook_common.errors import Conflict, DomainError, RecordedRefusal, Unprocessable
 from confbook_common.rpc.errors import status_message_for
 from confbook_common.rpc.metadata import metadata_value
-from confbook_common.timestamps import utc_now
-from confbook_common.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +48,7 @@ KEY_METADATA = "idempotency-key"
 # What the gateway adds of the HTTP request (method, path, canonical JSON body), hashed.
 HTTP_FINGERPRINT_METADATA = "idempotency-http-fingerprint"
 REPLAYED_METADATA = "idempotent-replayed"
+# Replays within this long; the rows are purged by retention (RETENTION_IDEMPOTENCY_KEYS).
 KEY_LIFETIME = timedelta(hours=24)
 
 
@@ -200,33 +199,8 @@ def _replayed_status(serialized: bytes) -> grpc.Status:
     )
 
 
-def purge_expired(engine_connect: Callable[[], Connection], table: Table, now: datetime, batch: int = 1000) -> int:
-    """Forget keys past their lifetime, a batch at a time; returns how many went."""
-    with engine_connect() as connection, connection.begin():
-        expired = (
-            select(table.c.key)
-            .where(table.c.created_at <= now - KEY_LIFETIME)
-            .limit(batch)
-            .with_for_update(skip_locked=True)
-        )
-        result = connection.execute(delete(table).where(table.c.key.in_(expired.scalar_subquery())))
-        return result.rowcount or 0
-
-
-class ExpiredKeyPurger(Worker):
-    """Deletes idempotency keys older than their lifetime (lookups already ignore them)."""
-
-    INTERVAL_SECONDS = 60.0
-
-    def __init__(self, engine_connect: Callable[[], Connection], table: Table) -> None:
-        super().__init__(name=f"idempotency-purge-{table.schema}")
-        self._connect = engine_connect
-        self._table = table
-
-    def loop(self) -> None:
-        while not self.stopping.is_set():
-            purged = purge_expired(self._connect, self._table, utc_now())
-            if purged:
-                log.info("purged %d expired idempotency keys", purged)
-                continue
-            self.stopping.wait(self.INTERVAL_SECONDS)
+def forget_caller(connection: Connection, table: Table, caller: str) -> int:
+    """Drop every key of one caller (its person was erased); returns how many. A key's caller is
+    what follows its first space (see IdempotentCalls.run). Rare: a scan of a day's keys."""
+    caller_of_key = func.substr(table.c.key, func.strpos(table.c.key, " ") + 1)
+    return connection.execute(delete(table).where(caller_of_key == caller)).rowcount or 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import urllib.parse
 from collections.abc import Mapping
+from datetime import timedelta
 
 from sqlalchemy.engine import make_url
 
@@ -15,6 +16,8 @@ DEFAULT_AMQP_URL = "amqp://confbook:confbook@127.0.0.1:5672/%2F"
 MANAGEMENT_PORT_OFFSET = 10000
 DEFAULT_GRPC_PORTS = {"conference": 50051, "booking": 50052, "waitlist": 50053}
 SERVICES = tuple(DEFAULT_GRPC_PORTS)
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_LONGEST_DURATION = timedelta(days=100 * 365)
 
 
 class ConfigError(Exception):
@@ -41,6 +44,20 @@ class Env:
             raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
         if value < minimum or (maximum is not None and value > maximum):
             raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    def duration(self, name: str, default: timedelta, *, minimum: timedelta = timedelta(seconds=1)) -> timedelta:
+        """A length of time: whole seconds, or a number with a unit: `90s`, `15m`, `12h`, `30d`."""
+        raw = self._environ.get(name, "").strip().lower()
+        if not raw:
+            return default
+        unit = raw[-1] if raw[-1] in _DURATION_UNITS else "s"
+        number = raw[:-1] if raw[-1] in _DURATION_UNITS else raw
+        if not number.isdigit():
+            raise ConfigError(f"{name} must be a whole number of seconds or like 90s, 15m, 12h, 30d; got {raw!r}")
+        value = timedelta(seconds=int(number) * _DURATION_UNITS[unit])
+        if value < minimum or value > _LONGEST_DURATION:
+            raise ConfigError(f"{name} must be between {minimum} and {_LONGEST_DURATION.days} days, got {raw!r}")
         return value
 
     def flag(self, name: str, default: bool) -> bool:

@@ -7,14 +7,14 @@ from confbook_common.auth import TokenVerifier
 from confbook_common.auth.bearer import Callers
 from confbook_common.auth.warmup import SigningKeysWarmup
 from confbook_common.db import create_engine
-from confbook_common.idempotency import ExpiredKeyPurger
 from confbook_common.messaging.relay import OutboxRelay
 from confbook_common.metrics import OutboxCollector
+from confbook_common.retention import RetentionCollector, RetentionWorker
 from confbook_common.rpc.bounds import StreamBounds
 from confbook_common.rpc.client import insecure_channel
 from confbook_common.rpc.server import ServiceRuntime, database_reachable, run_service
 from confbook_common.tracing import traced_channel
-from services.booking.adapters import tables
+from services.booking.adapters import retention, tables
 from services.booking.adapters.change_notices import ChangeNotices
 from services.booking.adapters.conference_directory import GrpcConferenceDirectory
 from services.booking.adapters.metrics import WaitlistCollector
@@ -57,9 +57,11 @@ def build(config: BookingConfig) -> ServiceRuntime:
     )
     runtime.add_check("postgresql", database_reachable(engine))
     runtime.add_collector(OutboxCollector(engine, tables.outbox))
+    lifetimes = retention.rules(config.lifetimes, config.common_lifetimes)
+    runtime.add_collector(RetentionCollector(engine, lifetimes))
+    runtime.add_worker(RetentionWorker(engine, lifetimes, config.retention))
     runtime.add_collector(WaitlistCollector(engine))
     runtime.add_worker(OutboxRelay(engine=engine, table=tables.outbox, amqp_url=config.amqp_url))
-    runtime.add_worker(ExpiredKeyPurger(engine.connect, tables.idempotency_keys))
     runtime.add_worker(StartupReconciler(unit_of_work))
     runtime.add_worker(
         WebhookSender(

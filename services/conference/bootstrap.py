@@ -7,11 +7,11 @@ from confbook_common.auth import TokenVerifier
 from confbook_common.auth.bearer import Callers
 from confbook_common.auth.warmup import SigningKeysWarmup
 from confbook_common.db import create_engine
-from confbook_common.idempotency import ExpiredKeyPurger
 from confbook_common.messaging.relay import OutboxRelay
 from confbook_common.metrics import OutboxCollector
+from confbook_common.retention import RetentionCollector, RetentionWorker
 from confbook_common.rpc.server import ServiceRuntime, database_reachable, run_service
-from services.conference.adapters import tables
+from services.conference.adapters import retention, tables
 from services.conference.config import SERVICE, ConferenceConfig
 from services.conference.entrypoints.grpc_servicer import ConferenceServicer
 from services.conference.entrypoints.start_trigger import StartTrigger
@@ -34,8 +34,10 @@ def build(config: ConferenceConfig) -> ServiceRuntime:
     )
     runtime.add_check("postgresql", database_reachable(engine))
     runtime.add_collector(OutboxCollector(engine, tables.outbox))
+    lifetimes = retention.rules(config.lifetimes)
+    runtime.add_collector(RetentionCollector(engine, lifetimes))
+    runtime.add_worker(RetentionWorker(engine, lifetimes, config.retention))
     runtime.add_worker(OutboxRelay(engine=engine, table=tables.outbox, amqp_url=config.amqp_url))
-    runtime.add_worker(ExpiredKeyPurger(engine.connect, tables.idempotency_keys))
     runtime.add_worker(StartTrigger(unit_of_work))
     return runtime
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Self
 
 from confbook_common.auth import TokenRules
+from confbook_common.retention import CommonLifetimes, RetentionSettings
 from confbook_common.settings import Env
 
 SERVICE = "conference"
@@ -18,6 +19,8 @@ class ConferenceConfig:
     database_url: str
     amqp_url: str
     token_rules: TokenRules
+    lifetimes: CommonLifetimes = field(default_factory=CommonLifetimes)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> Self:
@@ -27,4 +30,6 @@ class ConferenceConfig:
             database_url=env.service_database_url(SERVICE),
             amqp_url=env.service_amqp_url(SERVICE),
             token_rules=TokenRules.from_env(env),
+            lifetimes=CommonLifetimes.from_env(env),
+            retention=RetentionSettings.from_env(env),
         )

@@ -18,11 +18,12 @@ from confbook_common.messaging.consumer import EventConsumer, Subscription
 from confbook_common.messaging.relay import OutboxRelay
 from confbook_common.messaging.topology import EVENT_OWNERS
 from confbook_common.metrics import OutboxCollector
+from confbook_common.retention import RetentionCollector, RetentionWorker
 from confbook_common.rpc.caller_auth import with_token
 from confbook_common.rpc.client import insecure_channel
 from confbook_common.rpc.server import ServiceRuntime, database_reachable, run_service
 from confbook_common.tracing import traced_channel
-from services.waitlist.adapters import tables, topology
+from services.waitlist.adapters import retention, tables, topology
 from services.waitlist.adapters.promotions import GrpcPromotions
 from services.waitlist.config import SERVICE, WaitlistConfig
 from services.waitlist.entrypoints.grpc_servicer import WaitlistServicer
@@ -79,6 +80,9 @@ def build(config: WaitlistConfig) -> ServiceRuntime:
     )
     runtime.add_check("postgresql", database_reachable(engine))
     runtime.add_collector(OutboxCollector(engine, tables.outbox))
+    lifetimes = retention.rules(config.lifetimes, config.closed_offers_lifetime)
+    runtime.add_collector(RetentionCollector(engine, lifetimes))
+    runtime.add_worker(RetentionWorker(engine, lifetimes, config.retention))
     runtime.add_worker(
         EventConsumer(
             name="waitlist-events",

@@ -104,6 +104,8 @@ def protected_routes(world: dict[str, Any]) -> list[tuple[str, str, dict[str, An
         ("GET", f"/user/{user}", None),
         ("GET", f"/user/{user}/bookings", None),
         ("GET", f"/user/{user}/recommendations", None),
+        ("GET", f"/user/{user}/export", None),
+        ("DELETE", f"/user/{user}", None),
         ("POST", "/book", {"name": name, "user_id": user}),
         ("GET", f"/booking/{booking_id}", None),
         ("GET", f"/booking/{booking_id}/events", None),
@@ -135,6 +137,7 @@ def test_every_protected_route_refuses_a_token_that_does_not_count(
         challenge = response.headers["WWW-Authenticate"]
         assert challenge.startswith("Bearer ") and 'error="invalid_token"' in challenge, (method, path, challenge)
     # and nothing changed
+    assert api.http.get(f"/user/{world['owner']}").status_code == 200
     assert api.booking(world["booking_id"])["status"] == "CONFIRMED"
     assert api.booking(world["waiting_id"])["status"] == "WAITLISTED"
     assert api.conference(world["conference"]["name"])["slots"] == 1

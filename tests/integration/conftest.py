@@ -29,6 +29,7 @@ class FakeDirectory:
     def __init__(self) -> None:
         self._conferences: dict[int, Conference] = {}
         self._topics: dict[int, tuple[str, ...]] = {}
+        self.forgotten_owners: list[str] = []
 
     def add(
         self,
@@ -59,6 +60,10 @@ class FakeDirectory:
             for id_, conference in sorted(self._conferences.items(), key=lambda item: item[1].start)
             if wanted & {topic.casefold() for topic in self._topics[id_]}
         ]
+
+    def forget_owner(self, subject: str, authorization: str) -> int:
+        self.forgotten_owners.append(subject)
+        return 0
 
     def by_name(self, name: str) -> Conference:
         for conference in self._conferences.values():

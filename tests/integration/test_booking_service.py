@@ -300,6 +300,10 @@ class CountingDirectory:
         self.asked += 1
         return self._inner.by_id(conference_id)
 
+    def forget_owner(self, subject, authorization):
+        self.asked += 1
+        return self._inner.forget_owner(subject, authorization)
+
     def sharing_topics(self, topics):
         self.asked += 1
         return self._inner.sharing_topics(topics)

@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import text, update
 
 from confbook.booking.v1 import booking_pb2
-from confbook_common.idempotency import IdempotentCalls, KeyReused, purge_expired
+from confbook_common.idempotency import IdempotentCalls, KeyReused
+from confbook_common.retention import CommonLifetimes, enforce, idempotency_keys_rule
 from confbook_common.timestamps import utc_now
 from services.booking.adapters import tables
 from services.booking.domain.errors import AlreadyBooked
@@ -175,7 +176,7 @@ def test_a_key_past_its_24_hours_is_a_new_request_and_is_purged(uow, servicer, c
             .where(tables.idempotency_keys.c.key == stored(other_key, other_subject))
             .values(created_at=utc_now() - timedelta(hours=25))
         )
-    assert purge_expired(booking_engine.connect, tables.idempotency_keys, utc_now()) >= 1
+    assert enforce(booking_engine, [idempotency_keys_rule(tables.idempotency_keys, CommonLifetimes())], batch=500) >= 1
     with booking_engine.connect() as connection:
         left = connection.execute(
             text("SELECT key FROM booking.idempotency_keys WHERE key IN (:a, :b)"),

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from functools import partial
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -23,9 +21,6 @@ from confbook_common.messaging.inbox import Inbox
 from confbook_common.worker import Backoff, Worker
 
 log = logging.getLogger(__name__)
-
-_INBOX_RETENTION = timedelta(days=7)
-_FORGET_EVERY_SECONDS = 3600
 
 
 class InboxUnitOfWork(Protocol):
@@ -91,7 +86,6 @@ class EventConsumer(Worker):
         self._declare_topology = declare_topology
         self._prefetch = prefetch
         self._connected = False
-        self._forgotten_at = time.monotonic()
         for subscription in subscriptions:  # shown at 0 from the start, so that a rise is seen as one
             metrics.REDELIVERIES.labels(subscription.queue)
             metrics.FORGED_MESSAGES.labels(subscription.queue)
@@ -118,21 +112,10 @@ class EventConsumer(Worker):
                 connection.process_data_events(time_limit=0.5)
                 if canceled:
                     raise ConsumerCanceled(f"the broker canceled consumer {canceled[0]} (queue deleted?)")
-                self._forget_old_messages()
         finally:
             self._connected = False
             if connection.is_open:
                 connection.close()
-
-    def _forget_old_messages(self) -> None:
-        if time.monotonic() - self._forgotten_at < _FORGET_EVERY_SECONDS:
-            return
-        self._forgotten_at = time.monotonic()
-        with self._unit_of_work() as uow:
-            forgotten = uow.inbox.forget_before(datetime.now(UTC) - _INBOX_RETENTION)
-            uow.commit()
-        if forgotten:
-            log.info("%s: forgot %d handled message ids", self.name, forgotten)
 
     def _on_message(
         self,

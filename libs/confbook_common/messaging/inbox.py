@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy import Column, Connection, DateTime, MetaData, Table, Text, delete, func
+from sqlalchemy import Column, Connection, DateTime, Index, MetaData, Table, Text, func
 from sqlalchemy.dialects.postgresql import insert
 
 
@@ -16,6 +14,7 @@ def processed_messages_table(metadata: MetaData) -> Table:
         Column("queue", Text, primary_key=True),
         Column("message_id", Text, primary_key=True),
         Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Index("processed_messages_by_age", "processed_at"),  # for retention (waitlist migration 0003)
     )
 
 
@@ -33,8 +32,3 @@ class Inbox:
             .returning(self._table.c.message_id)
         ).first()
         return inserted is not None
-
-    def forget_before(self, cutoff: datetime) -> int:
-        """Drop ids handled before `cutoff`: redeliveries come within minutes, not weeks."""
-        table = self._table
-        return self._connection.execute(delete(table).where(table.c.processed_at < cutoff)).rowcount

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 import select as io_select
-import time
 from collections.abc import Callable
-from datetime import timedelta
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import UnroutableError
-from sqlalchemy import Row, Table, delete, func, update
+from sqlalchemy import Row, Table, func, update
 from sqlalchemy import select as sql_select
 from sqlalchemy.engine import Engine
 
@@ -26,8 +24,6 @@ from confbook_common.worker import Worker
 log = logging.getLogger(__name__)
 
 PROTOBUF_CONTENT_TYPE = "application/x-protobuf"
-_RETENTION = timedelta(days=1)
-_PURGE_EVERY_SECONDS = 600
 
 
 class _NotifyListener:
@@ -76,7 +72,6 @@ class OutboxRelay(Worker):
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._connected = False
-        self._purged_at = time.monotonic()
         self._published = metrics.PUBLISHED.labels(str(table.schema))
 
     @property
@@ -95,7 +90,6 @@ class OutboxRelay(Worker):
                 if self.publish_pending(channel) < self._batch_size:
                     listener.wait(self._poll_seconds)
                 connection.process_data_events(time_limit=0)  # heartbeats
-                self._purge_sent_rows()
         finally:
             self._connected = False
             listener.close()
@@ -158,12 +152,3 @@ class OutboxRelay(Worker):
                 mandatory=True,
             )
         self._published.inc()
-
-    def _purge_sent_rows(self) -> None:
-        # Sent rows are kept a day for inspection, then dropped.
-        if time.monotonic() - self._purged_at < _PURGE_EVERY_SECONDS:
-            return
-        self._purged_at = time.monotonic()
-        table = self._table
-        with self._engine.begin() as db:
-            db.execute(delete(table).where(table.c.published_at < func.now() - _RETENTION))

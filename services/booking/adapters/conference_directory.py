@@ -9,6 +9,7 @@ import grpc
 
 from confbook.conference.v1 import conference_pb2, conference_pb2_grpc
 from confbook_common.rpc.client import CALL_TIMEOUT_SECONDS, raise_if_transient
+from confbook_common.rpc.metadata import AUTHORIZATION
 from confbook_common.timestamps import from_timestamp
 from services.booking.domain.errors import ConferenceNotFound
 from services.booking.domain.model import Conference
@@ -19,6 +20,7 @@ class ConferenceDirectory(Protocol):
     def by_name(self, name: str) -> Conference: ...
     def by_id(self, conference_id: int) -> Conference: ...
     def sharing_topics(self, topics: Sequence[str]) -> list[Listing]: ...
+    def forget_owner(self, subject: str, authorization: str) -> int: ...
 
 
 class GrpcConferenceDirectory:
@@ -47,6 +49,19 @@ class GrpcConferenceDirectory:
             )
             for found in reply.conferences
         ]
+
+    def forget_owner(self, subject: str, authorization: str) -> int:
+        """The subject's conferences lose their owner (an erasure), asked with the erasing caller's
+        own `authorization`: the conference service decides whether it may."""
+        request = conference_pb2.ForgetOwnerRequest(subject=subject)
+        try:
+            reply = self._stub.ForgetOwner(
+                request, timeout=CALL_TIMEOUT_SECONDS, metadata=((AUTHORIZATION, authorization),)
+            )
+        except grpc.RpcError as error:
+            raise_if_transient(error, "conference")
+            raise
+        return reply.conferences_released
 
     def _get(self, request: conference_pb2.GetConferenceRequest, key: str | int) -> Conference:
         try:

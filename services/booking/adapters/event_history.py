@@ -104,6 +104,16 @@ class EventHistory:
         rows = self._connection.execute(_EVENTS.where(booking_events.c.sequence.in_(list(sequences))))
         return {row.sequence: to_event(row) for row in rows}
 
+    def of_bookings(self, booking_ids: Sequence[int]) -> dict[int, list[BookingEvent]]:
+        """Each booking's whole history (as far as retention keeps it), oldest first."""
+        rows = self._connection.execute(
+            _EVENTS.where(booking_events.c.booking_id.in_(list(booking_ids))).order_by(booking_events.c.sequence)
+        )
+        histories: dict[int, list[BookingEvent]] = {booking_id: [] for booking_id in booking_ids}
+        for row in rows:
+            histories[row.booking_id].append(to_event(row))
+        return histories
+
     def latest_sequences(self, booking_ids: Sequence[int]) -> dict[int, int]:
         """The sequence of each booking's latest event (bookings without one are left out)."""
         rows = self._connection.execute(_LATEST_OF_EACH, {"booking_ids": list(booking_ids)})

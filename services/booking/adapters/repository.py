@@ -53,7 +53,9 @@ from services.booking.domain.model import (
     seat_change,
 )
 
-_USER_BY_ID = select(users).where(users.c.user_id == bindparam("user_id"))
+# An erased user's pseudonym (migration 0009) is no one's user: it answers as unknown.
+_USER_BY_ID = select(users).where(users.c.user_id == bindparam("user_id"), users.c.erased_at.is_(None))
+_USER_BY_ID_LOCKED = _USER_BY_ID.with_for_update()
 _USER_LOCK = select(users.c.user_id).where(users.c.user_id == bindparam("user_id")).with_for_update()
 
 
@@ -73,8 +75,8 @@ class UserRepository:
             raise UserExists(user_id) from error
         return _to_user(row)
 
-    def get(self, user_id: str) -> User | None:
-        row = self._connection.execute(_USER_BY_ID, {"user_id": user_id}).first()
+    def get(self, user_id: str, *, lock: bool = False) -> User | None:
+        row = self._connection.execute(_USER_BY_ID_LOCKED if lock else _USER_BY_ID, {"user_id": user_id}).first()
         return _to_user(row) if row else None
 
     def lock(self, user_id: str) -> bool:

@@ -34,6 +34,8 @@ users = Table(
     # The subject whose token created it, one user per subject; NULL: made before (migration 0008).
     Column("subject", Text),
     Index("users_by_subject", "subject", unique=True, postgresql_where=text("subject IS NOT NULL")),
+    # Set on the pseudonymous user an erased user's bookings were moved to (migration 0009): no one's.
+    Column("erased_at", DateTime(timezone=True)),
 )
 
 # The booking service's copy of each conference it has seen, and its seat ledger:
@@ -57,6 +59,7 @@ conference_seats = Table(
     CheckConstraint("waiting >= 0", name="waiting_counted"),
     CheckConstraint("tickets_issued BETWEEN 0 AND 2147483647", name="tickets_in_range"),
     Index("conference_seats_by_name", "name_key", unique=True),
+    Index("conference_seats_by_end", "end_at"),
 )
 
 bookings = Table(
@@ -158,6 +161,9 @@ webhook_deliveries = Table(
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("last_error", Text),
     Column("gave_up_at", DateTime(timezone=True)),
+    # For retention (migration 0009): an event is kept while a delivery needs it; abandoned ones expire.
+    Index("deliveries_by_event", "event_sequence"),
+    Index("abandoned_deliveries", "gave_up_at", postgresql_where=text("gave_up_at IS NOT NULL")),
 )
 
 outbox = outbox_table(metadata)

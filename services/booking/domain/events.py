@@ -27,7 +27,7 @@ EVENT_TYPE_OF_STATUS = {
 
 
 class ChangeReason(StrEnum):
-    """Why a booking changed; every move states one (a CHECK in migrations 0004 and 0008 lists them too)."""
+    """Why a booking changed; every move states one (a CHECK in migrations 0004, 0008 and 0009 lists them too)."""
 
     USER = "user"  # the person's own request: booking, confirming, canceling
     ORGANIZER = "organizer"  # canceled by the conference's owner or an admin, not by its user
@@ -35,6 +35,7 @@ class ChangeReason(StrEnum):
     OVERLAP = "overlap"  # the user confirmed an overlapping booking
     OFFER_EXPIRED = "offer_expired"  # the offer was not confirmed by its deadline
     CONFERENCE_STARTED = "conference_started"  # the line closes at the start
+    USER_ERASED = "user_erased"  # canceled because its user was erased (migration 0009)
 
 
 class ActorRole(StrEnum):

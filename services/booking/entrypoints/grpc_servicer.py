@@ -16,6 +16,7 @@ from confbook_common import validation
 from confbook_common.auth.caller import Caller
 from confbook_common.errors import DependencyUnavailable, InvalidInput
 from confbook_common.idempotency import IdempotentCalls
+from confbook_common.rpc.metadata import AUTHORIZATION, metadata_value
 from confbook_common.timestamps import to_timestamp, utc_now
 from confbook_common.validation import conference_name_key
 from services.booking.adapters import tables
@@ -455,3 +456,40 @@ class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
         webhook_id = validation.uuid_text("webhook_id", request.webhook_id)
         webhook_handlers.delete_webhook(self._uow(), webhook_id, caller)
         return booking_pb2.DeleteWebhookResponse()
+
+    def ExportUser(
+        self, request: booking_pb2.ExportUserRequest, context: grpc.ServicerContext
+    ) -> booking_pb2.UserExport:
+        caller = self._callers.of(context)
+        data = handlers.export_user(self._uow(), user_id_to_find(request.user_id), caller)
+        return booking_pb2.UserExport(
+            user=to_user_message(data.user),
+            subject=data.user.subject or "",
+            bookings=[
+                booking_pb2.ExportedBooking(
+                    booking=to_booking_message(view), history=[to_event_message(event) for event in history]
+                )
+                for view, history in data.bookings
+            ],
+            webhooks=[to_webhook_message(webhook) for webhook in data.webhooks],
+            owned_conferences=data.conferences_owned,
+            exported_at=to_timestamp(utc_now()),
+        )
+
+    def EraseUser(
+        self, request: booking_pb2.EraseUserRequest, context: grpc.ServicerContext
+    ) -> booking_pb2.EraseUserResponse:
+        caller = self._callers.of(context)
+        user_id = user_id_to_find(request.user_id)
+        # The conference service checks the same token: the user's own subject, or an admin.
+        authorization = metadata_value(context, AUTHORIZATION) or ""
+        erasure = handlers.erase_user(
+            self._uow(),
+            user_id,
+            utc_now(),
+            caller,
+            forget_owner=lambda subject: self._directory.forget_owner(subject, authorization),
+        )
+        return booking_pb2.EraseUserResponse(
+            bookings_canceled=erasure.bookings_canceled, bookings_kept=erasure.bookings_kept
+        )

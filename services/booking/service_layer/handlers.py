@@ -13,7 +13,7 @@ the ones nobody asked for (offers, expiry, the start) record the system.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -25,6 +25,7 @@ from confbook_common.validation import conference_name_key
 from services.booking.adapters.conference_directory import ConferenceDirectory
 from services.booking.adapters.repository import BookAttempt, Booker, BookOutcome
 from services.booking.domain import access
+from services.booking.domain.erasure import new_pseudonym
 from services.booking.domain.errors import (
     AlreadyBooked,
     BookingAlreadyCanceled,
@@ -56,6 +57,7 @@ from services.booking.domain.model import (
     seat_change,
 )
 from services.booking.domain.recommendations import Recommendation, recommend
+from services.booking.domain.webhooks import Webhook
 from services.booking.service_layer.unit_of_work import BookingUnitOfWork, UnitOfWorkFactory
 
 Reason = events_pb2.SeatReleased.Reason
@@ -108,6 +110,83 @@ def recommend_conferences(
     listings = [replace(each, conference=current[each.conference.conference_id].conference) for each in listings]
     seats = {conference_id: SeatAvailability.of(ledger) for conference_id, ledger in current.items()}
     return recommend(user_topics=user.topics, listings=listings, seats=seats, bookings=bookings, now=now, limit=limit)
+
+
+@dataclass(frozen=True)
+class UserData:
+    """Everything the booking service holds about a user (an export)."""
+
+    user: User
+    bookings: list[tuple[BookingView, list[BookingEvent]]]  # each with its history, oldest first
+    webhooks: list[Webhook]  # its subject's
+    conferences_owned: list[str]  # its subject's, by name
+
+
+@retries_on_conflict
+def export_user(uow: BookingUnitOfWork, user_id: str, caller: Caller) -> UserData:
+    """The user, its bookings with their histories, its subject's webhooks and conferences, read
+    in one transaction; for whoever may read the user (anyone else: UserNotFound)."""
+    with uow:
+        user = _readable_user(uow, user_id, caller)
+        views = uow.bookings.views_of_user(user_id)
+        histories = uow.events.of_bookings([view.booking.booking_id for view in views])
+        subject = user.subject
+        webhooks = uow.webhooks.of_owner(subject) if subject is not None else []
+        conferences = uow.personal_data.conferences_owned(subject) if subject is not None else []
+    return UserData(
+        user=user,
+        bookings=[(view, histories[view.booking.booking_id]) for view in views],
+        webhooks=webhooks,
+        conferences_owned=conferences,
+    )
+
+
+@dataclass(frozen=True)
+class Erasure:
+    bookings_canceled: int
+    bookings_kept: int
+
+
+def erase_user(
+    uow: BookingUnitOfWork, user_id: str, now: datetime, caller: Caller, *, forget_owner: Callable[[str], object]
+) -> Erasure:
+    """Erase a user, for whoever may read it (anyone else: UserNotFound, as for an unknown user).
+
+    First `forget_owner(subject)` releases the subject's conferences in the conference service
+    (idempotent, so that a failure below is simply retried whole); then one transaction, under the
+    user's lock (which every booking for the user takes first, so none can slip in), cancels its
+    active bookings as a cancel does and moves the rest of what it holds to a pseudonym
+    (adapters.personal_data). A second erasure finds no user: UserNotFound.
+    """
+    with uow.autocommit():
+        user = _readable_user(uow, user_id, caller)
+    if user.subject is not None:
+        forget_owner(user.subject)
+    return _erase(uow, user, now, caller)
+
+
+@retries_on_conflict
+def _erase(uow: BookingUnitOfWork, user: User, now: datetime, caller: Caller) -> Erasure:
+    with uow:
+        locked = uow.users.get(user.user_id, lock=True)
+        if locked is None or locked.subject != user.subject:  # erased meanwhile (and maybe made again)
+            raise UserNotFound(user.user_id)
+        active = [
+            view.booking
+            for view in uow.bookings.views_of_user(user.user_id)
+            if view.booking.status is not Status.CANCELED and not view.booking.conference.has_started(now)
+        ]
+        uow.seats.lock(sorted({booking.conference.conference_id for booking in active}))
+        actor = Actor.of(caller)
+        canceled = 0
+        for each in active:
+            booking = _find(uow, each.booking_id, None, lock=True)  # as it is under the ledger's lock
+            if booking.status is not Status.CANCELED:
+                _move(uow, booking, Status.CANCELED, now, reason=ChangeReason.USER_ERASED, actor=actor)
+                canceled += 1
+        kept = uow.personal_data.pseudonymize(user.user_id, user.subject, new_pseudonym())
+        uow.commit()
+    return Erasure(bookings_canceled=canceled, bookings_kept=kept)
 
 
 # --- a user's bookings -------------------------------------------------------------
@@ -594,6 +673,7 @@ _RELEASE_REASONS = {
     ChangeReason.OVERLAP: Reason.REASON_OVERLAP_REMOVED,
     ChangeReason.SEAT_FREED: Reason.REASON_UNSPECIFIED,
     ChangeReason.CONFERENCE_STARTED: Reason.REASON_UNSPECIFIED,
+    ChangeReason.USER_ERASED: Reason.REASON_CANCELED,
 }
 
 _OFFER_OUTCOMES = {

@@ -11,6 +11,7 @@ from confbook_common.messaging.outbox import Outbox
 from services.booking.adapters import tables
 from services.booking.adapters.event_history import EventHistory
 from services.booking.adapters.metrics import TransitionLog
+from services.booking.adapters.personal_data import PersonalData
 from services.booking.adapters.repository import BookingRepository, SeatLedger, UserRepository
 from services.booking.adapters.webhook_store import WebhookStore
 
@@ -22,6 +23,7 @@ class BookingUnitOfWork(SqlUnitOfWork):
     outbox: Outbox
     events: EventHistory
     webhooks: WebhookStore
+    personal_data: PersonalData
     transitions: TransitionLog
 
     def _open_repositories(self, connection: Connection) -> None:
@@ -32,6 +34,7 @@ class BookingUnitOfWork(SqlUnitOfWork):
         self.outbox = Outbox(connection, tables.outbox)
         self.events = EventHistory(connection)
         self.webhooks = WebhookStore(connection)
+        self.personal_data = PersonalData(connection)
 
     def commit(self) -> None:
         super().commit()

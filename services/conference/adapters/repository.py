@@ -9,7 +9,8 @@ from sqlalchemy import Connection, Row, func, insert, literal, select, tuple_, u
 from sqlalchemy.exc import IntegrityError
 
 from confbook_common.db import violated_constraint
-from services.conference.adapters.tables import conferences
+from confbook_common.idempotency import forget_caller
+from services.conference.adapters.tables import conferences, idempotency_keys
 from services.conference.domain.errors import ConferenceNameTaken
 from services.conference.domain.model import Conference, NewConference, name_key, topic_key
 
@@ -31,6 +32,15 @@ def _to_conference(row: Row) -> Conference:
 class ConferenceRepository:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
+
+    def forget_owner(self, subject: str) -> int:
+        """No owner for the subject's conferences, and none of its idempotency keys; returns how many
+        conferences it owned. Rare (an erasure): a scan of the conferences."""
+        released = self._connection.execute(
+            update(conferences).where(conferences.c.owner_subject == subject).values(owner_subject=None)
+        ).rowcount
+        forget_caller(self._connection, idempotency_keys, subject)
+        return released or 0
 
     def add(self, new: NewConference, owner_subject: str) -> Conference:
         try:

@@ -30,6 +30,9 @@ def to_message(conference: Conference) -> conference_pb2.Conference:
     )
 
 
+# A token's subject as issuers make them (OIDC allows 255 ASCII characters; some issuers more).
+SUBJECT_MAX_LENGTH = 1000
+
 _SERVICE = conference_pb2.DESCRIPTOR.services_by_name["ConferenceService"].full_name
 
 
@@ -94,3 +97,13 @@ class ConferenceServicer(conference_pb2_grpc.ConferenceServiceServicer):
         topics = interests(list(request.topics))
         found = handlers.conferences_sharing_topics(self._uow(), topics, utc_now())
         return conference_pb2.FindConferencesByTopicsResponse(conferences=[to_message(c) for c in found])
+
+    def ForgetOwner(
+        self, request: conference_pb2.ForgetOwnerRequest, context: grpc.ServicerContext
+    ) -> conference_pb2.ForgetOwnerResponse:
+        caller = self._callers.of(context)
+        subject = validation.text("subject", request.subject, max_length=SUBJECT_MAX_LENGTH)
+        if not subject:
+            raise InvalidInput("subject", "must not be blank")
+        released = handlers.forget_owner(self._uow(), subject, caller)
+        return conference_pb2.ForgetOwnerResponse(conferences_released=released)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from confbook.events.v1 import events_pb2
 from confbook_common import validation
 from confbook_common.auth import Caller
-from confbook_common.errors import RoleMissing
+from confbook_common.errors import Forbidden, RoleMissing
 from confbook_common.timestamps import to_timestamp
 from services.conference.domain.errors import ConferenceNotFound
 from services.conference.domain.model import Conference, NewConference
@@ -28,6 +28,17 @@ def create_conference(uow: ConferenceUnitOfWork, new: NewConference, caller: Cal
         conference = uow.conferences.add(new, owner_subject=caller.subject)
         uow.commit()
     return conference
+
+
+def forget_owner(uow: ConferenceUnitOfWork, subject: str, caller: Caller) -> int:
+    """The subject's conferences lose their owner (admins manage them from then on), as erasing its
+    person does; only that subject or an admin may. Returns how many it owned until now."""
+    if not (caller.is_admin or caller.subject == subject):
+        raise Forbidden("only the subject itself or an admin may forget it as an owner")
+    with uow:
+        released = uow.conferences.forget_owner(subject)
+        uow.commit()
+    return released
 
 
 def get_conference(

@@ -21,6 +21,7 @@ offers = Table(
     CheckConstraint("state IN ('OPEN', 'CLOSED')", name="known_offer_state"),
     Index("open_offers_by_deadline", "deadline", postgresql_where=text("state = 'OPEN'")),
     Index("offers_by_conference", "conference_id"),
+    Index("closed_offers_by_age", "updated_at", postgresql_where=text("state = 'CLOSED'")),
 )
 
 outbox = outbox_table(metadata)
