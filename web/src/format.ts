@@ -2,9 +2,18 @@
 
 import type { Status } from "./api";
 
-const when = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short", timeZoneName: "short" });
-const clock = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
-const endClock = new Intl.DateTimeFormat(undefined, { timeStyle: "short", timeZoneName: "short" });
+// (dateStyle and timeStyle cannot name the time zone: the parts are spelled out.)
+const when = new Intl.DateTimeFormat(undefined, {
+  weekday: "short",
+  day: "numeric",
+  month: "short",
+  year: "numeric",
+  hour: "2-digit",
+  minute: "2-digit",
+  timeZoneName: "short",
+});
+const clock = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+const endClock = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", timeZoneName: "short" });
 
 export function moment(iso: string): string {
   return when.format(new Date(iso));

@@ -250,18 +250,20 @@ function matches(conference: Conference, query: string): boolean {
   return words.every((word) => text.includes(word));
 }
 
-function conferenceCard(app: App, conference: Conference, onBooked: () => void): HTMLElement {
+function conferenceCard(app: App, conference: Conference): HTMLElement {
   const titleId = uid("conference");
   const message = h("p", { class: "message", role: "status" });
+  const seatsLeft = h("dd", { class: "seats" });
+  const inLine = h("dd", { class: "line" });
+  const drawSeats = (latest: Conference): void => {
+    seatsLeft.textContent = `${latest.available_slots} of ${latest.slots}`;
+    inLine.textContent = plural(latest.waitlist_length ?? 0, "person", "people");
+  };
   const seats =
     conference.available_slots === undefined
       ? null
-      : [
-          h("dt", {}, "Seats left"),
-          h("dd", { class: "seats" }, `${conference.available_slots} of ${conference.slots}`),
-          h("dt", {}, "In line"),
-          h("dd", { class: "line" }, plural(conference.waitlist_length ?? 0, "person", "people")),
-        ];
+      : [h("dt", {}, "Seats left"), seatsLeft, h("dt", {}, "In line"), inLine];
+  if (seats) drawSeats(conference);
   const actions = h("div", { class: "actions" });
   if (!app.signedIn) {
     actions.append(h("button", { type: "button", onclick: () => void app.signIn() }, "Sign in to book"));
@@ -275,7 +277,7 @@ function conferenceCard(app: App, conference: Conference, onBooked: () => void):
           { name: conference.name, user_id: app.user?.user_id },
         );
         replaceChildren(message, `${booked.message}. `, h("a", { href: "#/bookings" }, "See my bookings"));
-        onBooked();
+        if (seats) drawSeats(await app.api.get<Conference>(path`/conference/${conference.name}`));
       } catch (error) {
         replaceChildren(message, app.problem(error));
         button.disabled = false;
@@ -328,15 +330,28 @@ class Catalogue implements View {
       h("button", { type: "submit" }, "Search"),
     );
     replaceChildren(main, heading(this.title), form, summary, list);
-    const now = Date.now();
-    const upcoming = (await allConferences(this.app.api))
-      .filter((conference) => Date.parse(conference.start) > now)
-      .sort((a, b) => Date.parse(a.start) - Date.parse(b.start) || a.name.localeCompare(b.name));
     let shown = 0;
+    let typing: number | undefined;
+    // Listening before anything loads: a search typed early is not a form sent away.
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      window.clearTimeout(typing);
+      void show();
+    });
+    input.addEventListener("input", () => {
+      window.clearTimeout(typing);
+      typing = window.setTimeout(() => void show(), 250);
+    });
+    const now = Date.now();
+    const upcoming = allConferences(this.app.api).then((all) =>
+      all
+        .filter((conference) => Date.parse(conference.start) > now)
+        .sort((a, b) => Date.parse(a.start) - Date.parse(b.start) || a.name.localeCompare(b.name)),
+    );
     const show = async (): Promise<void> => {
-      const query = input.value.trim();
-      const found = upcoming.filter((conference) => matches(conference, query));
       const round = (shown += 1);
+      const query = input.value.trim();
+      const found = (await upcoming).filter((conference) => matches(conference, query));
       const first = found.slice(0, CATALOGUE_SHOWN);
       const details = await Promise.all(
         first.map((each) => this.app.api.get<Conference>(path`/conference/${each.name}`).catch(() => each)),
@@ -346,17 +361,8 @@ class Catalogue implements View {
         found.length > first.length
           ? `${found.length} conferences match; the first ${first.length} are shown.`
           : `${plural(found.length, "conference", "conferences")}${query ? " match" : " coming up"}.`;
-      replaceChildren(list, details.map((conference) => h("li", {}, conferenceCard(this.app, conference, show))));
+      replaceChildren(list, details.map((conference) => h("li", {}, conferenceCard(this.app, conference))));
     };
-    let typing: number | undefined;
-    input.addEventListener("input", () => {
-      window.clearTimeout(typing);
-      typing = window.setTimeout(() => void show(), 250);
-    });
-    form.addEventListener("submit", (event) => {
-      event.preventDefault();
-      void show();
-    });
     await show();
   }
 }
@@ -378,7 +384,7 @@ class Recommendations implements View {
       replaceChildren(
         list,
         reply.conferences.length
-          ? reply.conferences.map((conference) => h("li", {}, conferenceCard(this.app, conference, () => undefined)))
+          ? reply.conferences.map((conference) => h("li", {}, conferenceCard(this.app, conference)))
           : h("li", {}, "Nothing to recommend now: no upcoming conference you have not booked shares your interests."),
       );
     };
@@ -623,10 +629,9 @@ class BookingCard {
     this.booking = booking;
     if (event) {
       const reason = event.data.reason ? REASON_TEXT[event.data.reason] ?? event.data.reason : "";
+      // An expiry stays said after a new offer: the person may have missed the first.
       if (event.type === "booking.waitlisted" && event.data.reason === "offer_expired") {
-        this.note = `Your offer expired at ${timeOfDay(event.occurred_at)}; you are back in line.`;
-      } else if (event.type === "booking.offered") {
-        this.note = "";
+        this.note = `An offer expired unconfirmed at ${timeOfDay(event.occurred_at)}; the booking went back to the end of the line.`;
       } else if (event.type === "booking.canceled") {
         this.note = `Canceled at ${timeOfDay(event.occurred_at)}${reason ? `: ${reason}` : ""}.`;
       } else if (event.type === "booking.confirmed") {
