@@ -98,5 +98,12 @@ def install_web(app: FastAPI, *, issuer: str, client_id: str, web_dir: Path = DE
         )
 
     app.include_router(router)
-    # check_dir=False: an unbuilt page answers 404 for its files rather than stopping the gateway.
-    app.mount("/static", StaticFiles(directory=web_dir / "static", check_dir=False), name="static")
+    app.mount("/static", _BuiltFiles(directory=web_dir / "static", check_dir=False), name="static")
+
+
+class _BuiltFiles(StaticFiles):
+    """The page's files; before the page is built, a 404 for each rather than a failing gateway."""
+
+    async def check_config(self) -> None:
+        if self.directory is not None and Path(self.directory).is_dir():
+            await super().check_config()

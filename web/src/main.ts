@@ -4,13 +4,14 @@
 import { Api, ApiError, path, type Booking, type BookingEvent, type Conference, type User } from "./api";
 import { Session, type PageConfig } from "./auth";
 import { h, replaceChildren, uid } from "./dom";
-import { REASON_TEXT, STATUS_TEXT, moment, plural, remaining, span, timeOfDay } from "./format";
+import { REASON_TEXT, STATUS_TEXT, plural, remaining, span, timeOfDay } from "./format";
 import { followEvents } from "./sse";
 
 // How often what has no stream of its own is read again: a waiting booking's position (a position moves
 // without an event), and an organiser's lists (no stream per conference; docs/adr/0023).
 const POSITION_REFRESH_MS = 2000;
 const ORGANISER_REFRESH_MS = 2000;
+const FOLLOW_UP_MS = 500;
 const CATALOGUE_SHOWN = 20;
 const ACTIVE: ReadonlySet<string> = new Set(["CONFIRMED", "WAITLISTED", "CONFIRMATION_PENDING"]);
 
@@ -816,7 +817,7 @@ class ManageConference implements View {
           slots: Number.isInteger(slots) && values.slots !== "" ? slots : values.slots,
         });
         message.textContent = `Capacity is now ${conference.slots}.`;
-        await refresh();
+        await refreshSoon();
       },
     );
     const drawFacts = (): void =>
@@ -841,11 +842,16 @@ class ManageConference implements View {
       drawFacts();
       replaceChildren(
         lists,
-        this.table("Attendees", "CONFIRMED", bookings, message, refresh),
-        this.table("Seats offered", "CONFIRMATION_PENDING", bookings, message, refresh),
-        this.table("The line", "WAITLISTED", bookings, message, refresh),
+        this.table("Attendees", "CONFIRMED", bookings, message, refreshSoon),
+        this.table("Seats offered", "CONFIRMATION_PENDING", bookings, message, refreshSoon),
+        this.table("The line", "WAITLISTED", bookings, message, refreshSoon),
       );
       updated.textContent = `Updated at ${timeOfDay(new Date().toISOString())}; kept up to date while this page is open.`;
+    };
+    // A seat freed or added goes to the line within a second, by events: read now and once more shortly.
+    const refreshSoon = async (): Promise<void> => {
+      await refresh();
+      window.setTimeout(() => void refresh().catch(() => undefined), FOLLOW_UP_MS);
     };
     replaceChildren(
       main,
@@ -933,7 +939,7 @@ class ManageConference implements View {
               h("td", {}, booking.user_id),
               h("td", {}, `#${booking.booking_id}`),
               status === "CONFIRMATION_PENDING"
-                ? h("td", {}, booking.confirmation_deadline ? moment(booking.confirmation_deadline) : "")
+                ? h("td", {}, booking.confirmation_deadline ? timeOfDay(booking.confirmation_deadline) : "")
                 : null,
               h("td", {}, cancel),
             );
