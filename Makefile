@@ -49,7 +49,8 @@ gen/.generated: $(PROTOS) $(VENV)/.installed
 
 # The web page (web/): its pinned npm packages, then the build into web/dist (git-ignored), which the gateway serves.
 web/node_modules/.installed: web/package.json web/package-lock.json
-	@command -v npm >/dev/null || { echo "npm is missing: make system-deps installs Node.js and npm" >&2; exit 1; }
+	@# Node.js and npm from Debian's packages when missing (as root; otherwise the apt-get line to run).
+	@command -v npm >/dev/null || scripts/system-deps.sh
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
