@@ -92,6 +92,9 @@ def test_two_people_one_cancels_and_the_other_sees_the_offer_arrive_live_and_con
     register(bob)
     assert "number 2 on the waitlist" in book_from_catalogue(bob, name)
     bob.screenshot(SCREENSHOTS, "catalogue")
+    # Signed in and booking, yet no token (a JWT begins eyJ) in the browser's storage or cookies.
+    kept = bob.driver.execute_script("return JSON.stringify([{...localStorage}, {...sessionStorage}, document.cookie])")
+    assert "eyJ" not in kept, kept
     bob_booking = my_booking_id(api, bob_id)
     bob.go("#/bookings")
     assert "number 2 in line" in booking_card(bob, bob_booking).find_element(By.CSS_SELECTOR, ".status").text
