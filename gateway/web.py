@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.datastructures import MutableHeaders
 from starlette.staticfiles import StaticFiles
@@ -91,7 +91,7 @@ def install_web(app: FastAPI, *, issuer: str, client_id: str, web_dir: Path = DE
         return page("docs.html")
 
     @router.get("/config.json")
-    async def config(request: Request) -> JSONResponse:
+    async def config() -> JSONResponse:
         """What the page needs to sign in: the issuer whose tokens the API accepts, and the page's client id."""
         return JSONResponse(
             {"issuer": issuer, "client_id": client_id, "scope": WEB_SCOPE}, headers={"cache-control": "no-cache"}
