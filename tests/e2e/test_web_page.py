@@ -225,6 +225,25 @@ def test_the_signed_out_catalogue_and_the_sign_in_page_pass_the_accessibility_ch
     bob.open("/")
     bob.find("main h1")
     assert bob.axe_violations() == []
+    # The keyboard goes through the page in reading order: from the heading a view focuses as it opens, on
+    # through the content to the end, then (past the browser's own controls) from the skip link on.
+    bob.open("/#/bookings")  # content that other tests' conferences do not change
+    bob.wait_for_text("main", "Sign in to see this.")
+    visited = []
+    for _ in range(10):
+        bob.driver.switch_to.active_element.send_keys(Keys.TAB)
+        visited.append(bob.driver.switch_to.active_element.accessible_name)
+    assert [name for name in visited if name] == [
+        "Sign in",
+        "API documentation",
+        "Skip to content",
+        "Confbook",
+        "Conferences",
+        "My bookings",
+        "Interests",
+        "Recommendations",
+        "Sign in",
+    ], visited
     bob.button("Sign in").click()
     bob.field("Subject")
     assert bob.axe_violations() == []
