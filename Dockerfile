@@ -8,11 +8,20 @@ COPY protos/ protos/
 RUN mkdir gen && python -m grpc_tools.protoc -Iprotos --python_out=gen --grpc_python_out=gen \
     $(find protos -name '*.proto')
 
+# The web page and /docs's Swagger UI, built from the pinned npm packages (the gateway serves web/dist).
+FROM node:20-slim AS web
+WORKDIR /app/web
+COPY web/package.json web/package-lock.json web/.npmrc ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+COPY web/ ./
+RUN npm run build
+
 FROM python:3.11-slim
 WORKDIR /app
 COPY requirements/base.txt requirements/base.txt
 RUN pip install --no-cache-dir -r requirements/base.txt && useradd --system --no-create-home confbook
 COPY --from=protos /app/gen gen
+COPY --from=web /app/web/dist web/dist
 COPY libs libs
 COPY services services
 COPY gateway gateway

@@ -7,13 +7,14 @@ PYTHON ?= python3
 VENV := .venv
 VENV_PY := $(VENV)/bin/python
 PROTOS := $(shell find protos -name '*.proto')
+WEB_SOURCES := $(shell find web/src web/public -type f) web/build.mjs web/tsconfig.json
 
 # Settings from the environment or the command line reach every process a target starts.
 export GATEWAY_PORT CONFERENCE_GRPC_PORT BOOKING_GRPC_PORT WAITLIST_GRPC_PORT
 export CONFIRMATION_WINDOW_SECONDS DATABASE_URL AMQP_URL LISTEN_HOST LOG_LEVEL LOG_FORMAT WORKERS REPLICAS
 export OBSERVE PROMETHEUS_PORT METRICS_HOST GATEWAY_METRICS_PORT CONFERENCE_METRICS_PORT BOOKING_METRICS_PORT WAITLIST_METRICS_PORT
 export OTEL_EXPORTER_OTLP_ENDPOINT
-export OIDC_ISSUER OIDC_AUDIENCE DEV_ISSUER_PORT
+export OIDC_ISSUER OIDC_AUDIENCE OIDC_CLIENT_ID DEV_ISSUER_PORT
 export TEST_DATABASE_URL TEST_AMQP_URL
 export SOAK_STATE_DIR SOAK_DATABASE_URL SOAK_AMQP_URL
 export BACKUP_FULL_EVERY_DAYS BACKUP_DIFF_EVERY_HOURS BACKUP_RETENTION_FULL BACKUP_ARCHIVE_TIMEOUT_SECONDS
@@ -52,14 +53,28 @@ gen/.generated: $(PROTOS) $(VENV)/.installed
 		--plugin=protoc-gen-mypy_grpc=$(VENV)/bin/protoc-gen-mypy_grpc $(PROTOS)
 	touch $@
 
+# The web page (web/): its pinned npm packages, then the build into web/dist (git-ignored), which the gateway serves.
+web/node_modules/.installed: web/package.json web/package-lock.json
+	@# Node.js and npm from Debian's packages when missing (as root; otherwise the apt-get line to run).
+	@command -v npm >/dev/null || scripts/system-deps.sh
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+web/dist/.built: web/node_modules/.installed $(WEB_SOURCES)
+	cd web && npm run --silent build
+	touch $@
+
+.PHONY: web
+web: web/dist/.built ## Build the web page and /docs's assets (web/ into web/dist) with the pinned npm packages
+
 .PHONY: install
-install: $(VENV)/.installed gen/.generated ## Create .venv with the pinned dependencies and generate code from protos/
+install: $(VENV)/.installed gen/.generated web/dist/.built ## Create .venv with the pinned dependencies, generate code from protos/, build the web page
 
 .PHONY: protos
 protos: gen/.generated ## Generate Python code (with .pyi stubs) from protos/ into gen/
 
 .PHONY: system-deps
-system-deps: ## Install PostgreSQL, pgBackRest, RabbitMQ and wrk (and Prometheus with OBSERVE=1) from Debian's packages if missing
+system-deps: ## Install PostgreSQL, pgBackRest, RabbitMQ, wrk, Node.js and npm (Chromium for the tests, Prometheus with OBSERVE=1) from Debian if missing
 	@scripts/system-deps.sh
 
 .PHONY: migrate
@@ -69,11 +84,11 @@ migrate: install ## Create roles and schemas and run every service's migrations 
 # --- running -----------------------------------------------------------------
 
 .PHONY: run
-run: install system-deps ## Start everything in the foreground (PostgreSQL, RabbitMQ, services, gateway); Ctrl-C stops it
+run: system-deps install ## Start everything in the foreground (PostgreSQL, RabbitMQ, services, gateway); Ctrl-C stops it
 	$(VENV_PY) -m scripts.stack run
 
 .PHONY: up
-up: install system-deps ## Start the same stack in the background; returns once GET /readyz answers 200 (OBSERVE=1: and Prometheus)
+up: system-deps install ## Start the same stack in the background; returns once GET /readyz answers 200 (OBSERVE=1: and Prometheus)
 	$(VENV_PY) -m scripts.stack up
 
 .PHONY: down
@@ -98,8 +113,11 @@ token: ## An access token from `make up`'s development issuer for each SUB=alice
 
 # --- checking ----------------------------------------------------------------
 
+# The browser tests drive Debian's Chromium: the test targets have system-deps install it too.
+test test-e2e: export WITH_BROWSER = 1
+
 .PHONY: test
-test: install system-deps ## The whole test suite against real PostgreSQL and RabbitMQ (started privately), but the restore drill
+test: system-deps install ## The whole test suite against real PostgreSQL and RabbitMQ (started privately), but the restore drill
 	$(VENV_PY) -m pytest -m "not restore" $(PYTEST_ARGS)
 
 .PHONY: test-unit
@@ -107,19 +125,19 @@ test-unit: install ## Unit and servicer tests only: no database, no broker
 	$(VENV_PY) -m pytest -m "unit or servicer" $(PYTEST_ARGS)
 
 .PHONY: test-integration
-test-integration: install system-deps ## Integration tests: real PostgreSQL and RabbitMQ, no running services
+test-integration: system-deps install ## Integration tests: real PostgreSQL and RabbitMQ, no running services
 	$(VENV_PY) -m pytest -m integration $(PYTEST_ARGS)
 
 .PHONY: test-e2e
-test-e2e: install system-deps ## End-to-end tests: the whole stack over HTTP and gRPC
+test-e2e: system-deps install ## End-to-end tests: the whole stack over HTTP and gRPC
 	$(VENV_PY) -m pytest -m e2e $(PYTEST_ARGS)
 
 .PHONY: test-restore
-test-restore: install system-deps ## The restore drill: book, back up, book more, restore to a moment between, check the API (~2 min)
+test-restore: system-deps install ## The restore drill: book, back up, book more, restore to a moment between, check the API (~2 min)
 	$(VENV_PY) -m pytest -m restore tests/restore $(PYTEST_ARGS)
 
 .PHONY: fuzz
-fuzz: install system-deps ## The hostile-input suite at length: many more generated examples, every schemathesis phase
+fuzz: system-deps install ## The hostile-input suite at length: many more generated examples, every schemathesis phase
 	FUZZ=long $(VENV_PY) -m pytest tests/unit/test_input_rules.py tests/e2e/test_hostile_http.py \
 		tests/e2e/test_hostile_wire.py tests/e2e/test_hostile_grpc.py tests/e2e/test_openapi_fuzz.py $(PYTEST_ARGS)
 
@@ -135,11 +153,11 @@ fmt: install ## Format and fix what ruff can
 	$(VENV)/bin/ruff check --fix .
 
 .PHONY: bench
-bench: install system-deps ## The HTTP API under wrk beside ceilings from the same run, the waitlist's delays, and cancel-to-told (webhook, stream)
+bench: system-deps install ## The HTTP API under wrk beside ceilings from the same run, the waitlist's delays, and cancel-to-told (webhook, stream)
 	$(VENV_PY) -m scripts.bench $(BENCH_ARGS)
 
 .PHONY: soak
-soak: install system-deps ## Random bookings from many clients on two replicas per service, under kills and outages; then the invariants
+soak: system-deps install ## Random bookings from many clients on two replicas per service, under kills and outages; then the invariants
 	$(VENV_PY) -m scripts.soak $(SOAK_ARGS)
 
 .PHONY: soak-retention
@@ -148,4 +166,4 @@ soak-retention: install system-deps ## Ten minutes of traffic with lifetimes of 
 
 .PHONY: clean
 clean: down ## Remove .venv, gen/ and .run/ (private database and broker data included)
-	rm -rf $(VENV) gen .run .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) gen .run .pytest_cache .mypy_cache .ruff_cache web/node_modules web/dist

@@ -19,6 +19,7 @@ from gateway.errors import install_error_handlers
 from gateway.observation import ObservationMiddleware
 from gateway.rate_limits import RateLimits
 from gateway.routes import router
+from gateway.web import SecurityHeadersMiddleware, install_web
 
 DESCRIPTION = """Book seats at conferences. A full conference puts you on its waitlist; when a seat
 frees up, the first in line is offered it and has a limited time to confirm.
@@ -43,14 +44,24 @@ def create_app(config: GatewayConfig) -> FastAPI:
 
     # No redirect of a path with a trailing slash to the one without: "/conference/a%2F" names the
     # conference "a/" (refused), not "a", and no endpoint ends in a slash.
+    # /docs is the gateway's own page (gateway/web.py): FastAPI's loads Swagger UI from a CDN, by an inline script.
     app = FastAPI(
-        title="Conference booking", version="1.0.0", description=DESCRIPTION, lifespan=lifespan, redirect_slashes=False
+        title="Conference booking",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redirect_slashes=False,
+        docs_url=None,
+        redoc_url=None,
     )
     app.include_router(router)
+    install_web(app, issuer=config.token_rules.issuer, client_id=config.oidc_client_id, web_dir=config.web_dir)
     install_error_handlers(app)
     app.add_middleware(JsonBodyMiddleware, max_bytes=config.max_body_bytes)
     app.add_middleware(RequestEdgeMiddleware)  # outside the others: it sees every exception
-    app.add_middleware(ObservationMiddleware)  # added last, so outermost: it times everything
+    app.add_middleware(ObservationMiddleware)  # it times everything below
+    # Outermost: even the edge's plain 500 carries the headers.
+    app.add_middleware(SecurityHeadersMiddleware, issuer=config.token_rules.issuer)
     _document_400_instead_of_422(app)
     return app
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Self
 
 import limits
@@ -10,6 +11,7 @@ import limits
 from confbook_common.auth import TokenRules
 from confbook_common.settings import ConfigError, Env
 from gateway.rate_limits import RateLimitSettings
+from gateway.web import DEFAULT_WEB_DIR
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,9 @@ class GatewayConfig:
     # Each request, headers and body, must have arrived this long after its first byte (or after the
     # connection opened); see gateway/http_server.py.
     request_read_timeout_seconds: int = 10
+    # The web page's OpenID Connect client, registered at the issuer (the dev issuer knows confbook-dev).
+    oidc_client_id: str = "confbook-dev"
+    web_dir: Path = DEFAULT_WEB_DIR
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> Self:
@@ -47,6 +52,8 @@ class GatewayConfig:
             request_read_timeout_seconds=env.integer(
                 "GATEWAY_REQUEST_READ_TIMEOUT_SECONDS", cls.request_read_timeout_seconds, minimum=1, maximum=300
             ),
+            oidc_client_id=env.text("OIDC_CLIENT_ID", cls.oidc_client_id),
+            web_dir=Path(env.text("WEB_DIR", str(DEFAULT_WEB_DIR))),
         )
 
 

@@ -326,7 +326,9 @@ def _describe(process: ProcessState) -> str:
 
 def _print_summary(stack: LocalStack, how_to_stop: str) -> None:
     url = stack.gateway_url
-    print(f"\nThe stack is up.\n  gateway   {url}\n  API docs  {url}/docs")
+    print(
+        f"\nThe stack is up.\n  web page  {url}/  (sign in, book, organise)\n  gateway   {url}\n  API docs  {url}/docs"
+    )
     for service in SERVICES:
         print(f"  gRPC      {service:<10} {stack.env.listen_host()}:{stack.env.grpc_port(service)}")
     for name in MODULES:

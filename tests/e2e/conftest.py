@@ -39,6 +39,16 @@ E2E_BOUNDS = {
     # A rotated key is fetched within a second of the first token that names it.
     "OIDC_JWKS_REFRESH_COOLDOWN_SECONDS": "1",
 }
+# Where the browser tests (test_web_page.py) keep their screenshots; said at the end of a run that took some.
+SCREENSHOTS = STATE_DIR / "screenshots"
+SCREENSHOTS_TAKEN = pytest.StashKey[bool]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if config.stash.get(SCREENSHOTS_TAKEN, False):
+        terminalreporter.write_line(f"screenshots of the web page: {SCREENSHOTS}")
+
+
 # Long enough for the whole session.
 SESSION_TOKEN_SECONDS = 6 * 3600
 # Who creates the suite's conferences (so owns them) and who does the rest, unless a test says otherwise.

@@ -151,7 +151,10 @@ def test_a_malformed_authorization_header_is_a_401(anonymous: httpx.Client, worl
 
 def test_the_public_routes_need_no_token(anonymous: httpx.Client, world: dict[str, Any]):
     name = world["conference"]["name"]
-    for path in [f"/conference/{name}", "/conferences", "/healthz", "/readyz", "/openapi.json", "/docs"]:
+    public = [f"/conference/{name}", "/conferences", "/healthz", "/readyz", "/openapi.json", "/docs"]
+    # The web page's files, and whom it signs in with.
+    public += ["/", "/config.json", "/static/app.js", "/static/styles.css", "/static/swagger-ui/swagger-ui.css"]
+    for path in public:
         assert anonymous.get(path).status_code == 200, path
 
 

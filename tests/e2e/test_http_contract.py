@@ -362,7 +362,24 @@ def test_health_readiness_and_documentation(http):
     schema = http.get("/openapi.json").json()
     assert {"/conference", "/user", "/book", "/booking/{booking_id}", "/confirm", "/cancel"} <= set(schema["paths"])
     assert "400" in schema["paths"]["/book"]["post"]["responses"]
-    assert "swagger" in http.get("/docs").text.lower()
+    docs = http.get("/docs")
+    assert docs.status_code == 200 and "text/html" in docs.headers["content-type"]
+    # Swagger UI from the gateway itself: the docs work offline, and nothing else is allowed to load.
+    assert "/static/swagger-ui/swagger-ui-bundle.js" in docs.text and "://" not in docs.text
+    assert "script-src 'self';" in docs.headers["content-security-policy"]
+    for asset in ("/static/swagger-ui/swagger-ui-bundle.js", "/static/swagger-ui/swagger-ui.css", "/static/docs.js"):
+        assert http.get(asset).status_code == 200, asset
+
+
+def test_the_web_page_is_served_with_what_it_needs_to_sign_in(anonymous, stack):
+    page = anonymous.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert '<script type="module" src="/static/app.js">' in page.text
+    assert "<script>" not in page.text  # no inline script: the policy forbids it
+    assert f"connect-src 'self' {stack.issuer_url};" in page.headers["content-security-policy"]
+    assert anonymous.get("/static/app.js").status_code == 200
+    config = anonymous.get("/config.json").json()
+    assert config == {"issuer": stack.issuer_url, "client_id": "confbook-dev", "scope": "openid"}
 
 
 def test_unknown_routes_and_methods_answer_in_the_error_shape(http):

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 from starlette.testclient import TestClient
@@ -270,3 +271,126 @@ def test_the_throw_away_stack_runs_the_issuer_on_a_port_of_its_own(tmp_path: Pat
     # A supervised stack given the same settings names its own issuer on that port.
     supervised = LocalStack(tmp_path / "stack", sandbox.environment(infrastructure, stack.ports, 3))
     assert supervised.dev_issuer and supervised.issuer_url == stack.issuer_url
+
+
+# --- the web page's code flow ---------------------------------------------------------------------------------
+
+WEB_PAGE = "http://127.0.0.1:8080/"
+VERIFIER = "v" * 43 + "-verifier_of_the_web_page"
+
+
+def authorization(**overrides: str) -> dict[str, str]:
+    return {
+        "client_id": dev_issuer.CLIENT_ID,
+        "redirect_uri": WEB_PAGE,
+        "response_type": "code",
+        "scope": "openid",
+        "state": "s1",
+        "nonce": "n1",
+        "code_challenge": dev_issuer.pkce_challenge(VERIFIER),
+        "code_challenge_method": "S256",
+        **overrides,
+    }
+
+
+def sign_in(client: TestClient, subject: str = "alice", role: str = "organizer", **overrides: str) -> str:
+    """The code the sign-in form's answer sends to the web page."""
+    response = client.post(
+        "/authorize", data={**authorization(**overrides), "sub": subject, "role": role}, follow_redirects=False
+    )
+    assert response.status_code == 303, response.text
+    location = response.headers["location"]
+    assert location.startswith(WEB_PAGE + "?")
+    query = dict(httpx.QueryParams(location.split("?", 1)[1]))
+    assert query["state"] == "s1" and query["iss"] == ISSUER
+    return query["code"]
+
+
+def redeem(client: TestClient, code: str, verifier: str = VERIFIER, redirect_uri: str = WEB_PAGE) -> Any:
+    return client.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+            "client_id": dev_issuer.CLIENT_ID,
+        },
+        headers={"origin": "http://127.0.0.1:8080"},
+    )
+
+
+def test_discovery_names_the_code_flow_with_pkce(client):
+    document = client.get("/.well-known/openid-configuration").json()
+    assert document["authorization_endpoint"] == f"{ISSUER}/authorize"
+    assert "authorization_code" in document["grant_types_supported"]
+    assert document["code_challenge_methods_supported"] == ["S256"]
+
+
+def test_the_sign_in_page_asks_for_a_subject_and_a_role_under_a_strict_policy(client):
+    response = client.get("/authorize", params=authorization())
+    assert response.status_code == 200
+    assert '<label for="sub">Subject</label>' in response.text and 'value="organizer"' in response.text
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "form-action 'self' http://127.0.0.1:8080 http://localhost:8080" in policy
+
+
+def test_a_code_with_its_verifier_gives_an_access_token_and_an_id_token_once(client):
+    code = sign_in(client, "alice", "organizer")
+    response = redeem(client, code)
+    assert response.status_code == 200, response.text
+    assert response.headers["access-control-allow-origin"] == "http://127.0.0.1:8080"
+    body = response.json()
+    access = jwt.decode(body["access_token"], options={"verify_signature": False})
+    identity = jwt.decode(body["id_token"], options={"verify_signature": False})
+    assert (access["sub"], access["aud"], access["roles"]) == ("alice", dev_issuer.DEFAULT_AUDIENCE, ["organizer"])
+    assert (identity["sub"], identity["aud"], identity["nonce"]) == ("alice", dev_issuer.CLIENT_ID, "n1")
+    again = redeem(client, code)
+    assert (again.status_code, again.json()["error"]) == (400, "invalid_grant")
+
+
+@pytest.mark.parametrize(
+    ("verifier", "redirect_uri"),
+    [("w" * 60, WEB_PAGE), (VERIFIER, "http://localhost:8080/")],
+    ids=["another verifier", "another redirect_uri"],
+)
+def test_a_code_is_refused_with_another_verifier_or_redirect_and_is_then_spent(client, verifier, redirect_uri):
+    code = sign_in(client)
+    refused = redeem(client, code, verifier, redirect_uri)
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_grant")
+    assert redeem(client, code).status_code == 400
+
+
+def test_an_expired_code_is_refused(client, monkeypatch):
+    code = sign_in(client)
+    later = time.monotonic() + dev_issuer.CODE_SECONDS + 1
+    monkeypatch.setattr(dev_issuer.time, "monotonic", lambda: later)
+    assert redeem(client, code).json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"redirect_uri": "http://evil.example/"},
+        {"redirect_uri": "http://127.0.0.1:8081/"},
+        {"client_id": "someone-else"},
+        {"code_challenge_method": "plain"},
+        {"code_challenge": "short"},
+        {"response_type": "token"},
+    ],
+    ids=["foreign redirect", "another port", "unknown client", "plain pkce", "bad challenge", "implicit"],
+)
+def test_an_authorization_request_out_of_bounds_is_refused_without_a_redirect(client, overrides):
+    response = client.get("/authorize", params=authorization(**overrides), follow_redirects=False)
+    assert response.status_code == 400
+    assert "location" not in response.headers
+
+
+def test_the_token_endpoint_answers_no_other_origin(client):
+    code = sign_in(client)
+    response = client.post(
+        "/token",
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": WEB_PAGE, "code_verifier": VERIFIER},
+        headers={"origin": "http://evil.example"},
+    )
+    assert "access-control-allow-origin" not in response.headers
