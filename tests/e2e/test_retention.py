@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -71,15 +72,21 @@ def admin_db(infrastructure: Infrastructure) -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="module")
-def short_lived(infrastructure: Infrastructure, admin_db: Engine, tmp_path_factory) -> Iterator[Stack]:
+def short_lived(infrastructure: Infrastructure, admin_db: Engine, stack: Stack, tmp_path_factory) -> Iterator[Stack]:
+    """A stack with lifetimes of seconds. The suite's own booking service is stopped meanwhile: its webhook
+    sender would take this test's receiver too, and what it has left of earlier tests (killed workers,
+    hundreds of streams) is no part of what is measured here."""
     log_dir: Path = tmp_path_factory.mktemp("retention-logs")
-    stack = Stack(infrastructure, window_seconds=E2E_WINDOW_SECONDS, log_dir=log_dir, settings=SETTINGS)
+    short = Stack(infrastructure, window_seconds=E2E_WINDOW_SECONDS, log_dir=log_dir, settings=SETTINGS)
+    stack.kill("booking", signal.SIGTERM)
     try:
-        stack.start()
-        stack.wait_ready()
-        yield stack
+        short.start()
+        short.wait_ready()
+        yield short
     finally:
-        stack.stop()
+        short.stop()
+        stack.start("booking")
+        stack.wait_ready()
 
 
 def counts(engine: Engine) -> dict[tuple[str, str], int]:
