@@ -52,18 +52,18 @@ class JsonBodyMiddleware:
         Past the limit the rest is read and dropped, up to a bound: closing with bytes unread makes the
         close a reset, which can destroy the answer before the client reads it.
         """
-        body = bytearray()
-        drained = 0
-        while True:
+        body, size = bytearray(), 0
+        while size <= self.max_bytes + _DRAINED_MAX_BYTES:
             message = await receive()
             if message["type"] != "http.request":
-                return bytes(body) if drained == 0 else None
-            if drained or len(body) + len(message.get("body", b"")) > self.max_bytes:
-                drained += len(message.get("body", b""))
-            else:
-                body += message.get("body", b"")
-            if not message.get("more_body", False) or drained > _DRAINED_MAX_BYTES:
-                return bytes(body) if drained == 0 else None
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size <= self.max_bytes:
+                body += chunk  # past the limit nothing more is kept
+            if not message.get("more_body", False):
+                break
+        return bytes(body) if size <= self.max_bytes else None
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -53,7 +53,7 @@ def prepare(
     have left messages in."""
     outcomes = infra.up(state_dir, database_url, amqp_url, postgres_settings)
     try:
-        _recreate_database(database_url)
+        recreate_database(database_url)
         env = Env(
             {"DATABASE_URL": database_url, "AMQP_URL": amqp_url, "CONFIRMATION_WINDOW_SECONDS": str(window_seconds)}
         )
@@ -72,7 +72,8 @@ def release(infrastructure: Infrastructure) -> None:
     infra.down(infrastructure.state_dir)
 
 
-def _recreate_database(database_url: str) -> None:
+def recreate_database(database_url: str) -> None:
+    """The URL's database, empty: dropped (its sessions ended) and created again by the URL's role."""
     url = make_url(database_url)
     connection = infra.connect_postgres(url, database="postgres")
     connection.autocommit = True  # DROP/CREATE DATABASE cannot run in a transaction

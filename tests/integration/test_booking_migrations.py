@@ -8,13 +8,11 @@ from functools import partial
 
 import pytest
 import sqlalchemy
-from psycopg2 import sql
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 
-from scripts import infra
 from scripts.migrate import SERVICES_DIR, SchemaRoles, migrate_schema
-from scripts.sandbox import Infrastructure
+from scripts.sandbox import Infrastructure, recreate_database
 
 DATABASE = "confbook_migration_test"
 MIGRATIONS = SERVICES_DIR / "booking" / "migrations"
@@ -25,12 +23,7 @@ Upgrade = Callable[..., None]
 def database_at(infrastructure: Infrastructure, revision: str) -> Iterator[tuple[Engine, Upgrade]]:
     """A database of its own whose booking schema stops at `revision`."""
     admin_url = make_url(infrastructure.database_url)
-    connection = infra.connect_postgres(admin_url, database="postgres")
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE)))
-        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-    connection.close()
+    recreate_database(admin_url.set(database=DATABASE).render_as_string(hide_password=False))
     admin = sqlalchemy.create_engine(admin_url.set(database=DATABASE), isolation_level="AUTOCOMMIT")
     with admin.begin() as db:
         db.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))

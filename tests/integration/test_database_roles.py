@@ -10,14 +10,13 @@ import psycopg2
 import psycopg2.errors
 import pytest
 import sqlalchemy
-from psycopg2 import sql
 from sqlalchemy.engine import make_url
 
 from confbook_common.db.migrations import upgrade
 from confbook_common.settings import SERVICES
 from scripts import infra
 from scripts.migrate import SERVICES_DIR, SchemaRoles, migrate_schema
-from scripts.sandbox import Infrastructure
+from scripts.sandbox import Infrastructure, recreate_database
 
 MIGRATIONS = SERVICES_DIR / "waitlist" / "migrations"
 # What a compromised service would try first; each must be refused.
@@ -155,12 +154,7 @@ def test_a_schema_made_before_owner_roles_passes_to_its_owner(infrastructure):
     """Before the owner roles, the service's login role owned its schema and ran the migrations itself."""
     database = "confbook_roles_upgrade_test"
     admin_url = make_url(infrastructure.database_url)
-    setup = infra.connect_postgres(admin_url, database="postgres")
-    setup.autocommit = True
-    with setup.cursor() as cursor:
-        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
-        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-    setup.close()
+    recreate_database(admin_url.set(database=database).render_as_string(hide_password=False))
     service_url = make_url(infrastructure.service_database_url("waitlist")).set(database=database)
     roles = SchemaRoles.of("waitlist", service_url.render_as_string(hide_password=False))
     admin = sqlalchemy.create_engine(admin_url.set(database=database), isolation_level="AUTOCOMMIT")

@@ -8,14 +8,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from psycopg2 import sql
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
 
 from confbook_common.settings import Env
-from scripts import infra
 from scripts.migrate import SERVICES, SchemaRoles, migrate_all
-from scripts.sandbox import Infrastructure
+from scripts.sandbox import Infrastructure, recreate_database
 from scripts.soak import checks
 from scripts.soak.database import Databases
 from scripts.soak.faults import FaultLog
@@ -39,12 +37,7 @@ LONG_AGO = timedelta(minutes=1)
 def env(infrastructure: Infrastructure) -> Env:
     """A database apart from the other tests', whose bookings the checks would judge too."""
     url = make_url(infrastructure.database_url).set(database="confbook_soak_checks")
-    connection = infra.connect_postgres(url, database="postgres")
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(url.database)))
-        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(url.database)))
-    connection.close()
+    recreate_database(url.render_as_string(hide_password=False))
     env = Env({"DATABASE_URL": url.render_as_string(hide_password=False)})
     migrate_all(env)
     return env
